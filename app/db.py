@@ -1,0 +1,89 @@
+"""Database engine and the request-owned session.
+
+SQLite is the embedded default: WAL journal, foreign keys on, and write transactions
+started with ``BEGIN IMMEDIATE`` so two writers queue on the lock instead of failing
+with SQLITE_BUSY halfway through. PostgreSQL (psycopg 3) is the production database.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from app.settings import Settings
+
+# Whether the transaction about to begin on SQLite may write. Reads run as deferred
+# transactions so they never wait on the writer lock (WAL gives them a snapshot).
+sqlite_write_intent: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "sqlite_write_intent", default=True
+)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _ensure_sqlite_directory(url: str) -> None:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy's "begin" event, not the driver, start transactions.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection):  # type: ignore[no-untyped-def]
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if sqlite_write_intent.get() else "BEGIN")
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        _ensure_sqlite_directory(url)
+        engine = create_async_engine(url, echo=settings.db_echo)
+        _install_sqlite_hooks(engine)
+        return engine
+    return create_async_engine(
+        url,
+        echo=settings.db_echo,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_pre_ping=True,  # survive a PostgreSQL restart without restarting the service
+        pool_recycle=1800,
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def session_scope(
+    sessionmaker: async_sessionmaker[AsyncSession], *, write: bool = True
+) -> AsyncIterator[AsyncSession]:
+    """One unit of work: commit on success, roll back on any error."""
+    token = sqlite_write_intent.set(write)
+    try:
+        async with sessionmaker() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+    finally:
+        sqlite_write_intent.reset(token)

@@ -1,0 +1,68 @@
+"""The ASGI application: ``create_app()`` wires settings, database, routers and errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from app import __version__
+from app.auth import MIN_BOOTSTRAP_KEY_LENGTH, create_key
+from app.body_limit import BodyLimitMiddleware
+from app.db import create_engine, create_sessionmaker, session_scope
+from app.errors import install_error_handlers
+from app.models import ApiKey
+from app.openapi_doc import install_openapi
+from app.routers import api_keys, health, people
+from app.settings import Settings, get_settings
+
+log = logging.getLogger("kizuna")
+
+ROUTERS = (health.router, api_keys.router, people.router)
+
+
+async def ensure_bootstrap_admin_key(app: FastAPI, settings: Settings) -> None:
+    """Install KIZUNA_BOOTSTRAP_ADMIN_KEY as an admin key when no active admin key exists yet."""
+    secret = settings.bootstrap_admin_key
+    if not secret:
+        return
+    if len(secret) < MIN_BOOTSTRAP_KEY_LENGTH:
+        raise RuntimeError(f"KIZUNA_BOOTSTRAP_ADMIN_KEY must be at least {MIN_BOOTSTRAP_KEY_LENGTH} characters")
+    async with session_scope(app.state.sessionmaker) as session:
+        query = select(ApiKey.id).where(ApiKey.role == "admin", ApiKey.revoked_at.is_(None)).limit(1)
+        if (await session.execute(query)).first() is None:
+            await create_key(session, name="bootstrap admin", role="admin", secret=secret)
+            log.info("installed the bootstrap admin key")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = create_engine(settings)
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    try:
+        await ensure_bootstrap_admin_key(app, settings)
+        yield
+    finally:
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Kizuna",
+        version=__version__,
+        summary="Mentor–mentee matching with a provably optimal, explainable matcher.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_openapi(app)
+    return app

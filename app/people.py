@@ -1,0 +1,311 @@
+"""People: upsert (single and batch through one code path), read, list, patch, erase.
+
+Services flush but never commit; the request's session commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import Conflict, InvalidInput, NotFound
+from app.models import Person
+from app.models.base import utcnow
+from app.pagination import decode_cursor, encode_cursor
+from schemas.people import BatchItemResult, PersonBatchItem, PersonFields, PersonOut, PersonPut
+
+# Keep IN (...) lists and multi-row VALUES well under SQLite's and PostgreSQL's parameter caps.
+CHUNK = 500
+
+PROFILE_COLUMNS = (
+    "display_name", "email", "title", "department", "division", "level", "manager_external_id",
+    "time_zone", "work_start", "work_end", "crosses_midnight", "languages", "skills", "goals", "active",
+)  # fmt: skip
+
+
+def profile_columns(item: PersonFields) -> dict[str, Any]:
+    """The column values of a validated profile, with the hash used to answer "unchanged"."""
+    values: dict[str, Any] = {
+        "display_name": item.display_name,
+        "email": item.email,
+        "title": item.title,
+        "department": item.department,
+        "division": item.division,
+        "level": item.level,
+        "manager_external_id": item.manager_external_id,
+        "time_zone": item.time_zone,
+        "work_start": item.working_hours.start,
+        "work_end": item.working_hours.end,
+        "crosses_midnight": item.working_hours.crosses_midnight,
+        "languages": list(item.languages),
+        "skills": [{"name": s.name, "level": s.level} for s in item.skills],
+        "goals": [{"skill": g.skill, "priority": g.priority} for g in item.goals],
+        "active": item.active,
+    }
+    canonical = json.dumps(values, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    values["content_hash"] = hashlib.sha256(canonical.encode()).hexdigest()
+    return values
+
+
+def person_out(row: Person) -> PersonOut:
+    return PersonOut(
+        external_id=row.external_id,
+        display_name=row.display_name,
+        email=row.email,
+        title=row.title,
+        department=row.department,
+        division=row.division,
+        level=row.level,
+        manager_external_id=row.manager_external_id,
+        time_zone=row.time_zone,
+        working_hours={"start": row.work_start, "end": row.work_end, "crosses_midnight": row.crosses_midnight},
+        languages=row.languages,
+        skills=row.skills,
+        goals=row.goals,
+        active=row.active,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def person_as_input(row: Person) -> dict[str, Any]:
+    """The stored profile in request shape, so a PATCH can be merged and re-validated whole."""
+    out = person_out(row).model_dump(exclude={"external_id", "created_at", "updated_at"})
+    return {key: value for key, value in out.items() if value is not None}
+
+
+def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+async def _load_rows(session: AsyncSession, external_ids: Iterable[str]) -> dict[str, Person]:
+    ids = sorted(set(external_ids))
+    rows: dict[str, Person] = {}
+    for chunk in _chunks(ids):
+        result = await session.execute(select(Person).where(Person.external_id.in_(chunk)))
+        rows.update({row.external_id: row for row in result.scalars()})
+    return rows
+
+
+async def _stored_managers(session: AsyncSession, start: set[str], known: dict[str, str | None]) -> None:
+    """Fill ``known`` with the stored manager of every id reachable upwards from ``start``."""
+    frontier = {ext for ext in start if ext not in known}
+    while frontier:
+        found: dict[str, str | None] = {}
+        for chunk in _chunks(sorted(frontier)):
+            result = await session.execute(
+                select(Person.external_id, Person.manager_external_id).where(Person.external_id.in_(chunk))
+            )
+            found.update({ext: mgr for ext, mgr in result.all()})
+        for ext in frontier:
+            known[ext] = found.get(ext)  # a manager not stored yet ends the chain for now
+        frontier = {mgr for mgr in found.values() if mgr and mgr not in known}
+
+
+def _cycle_through(start: str, manager_of: dict[str, str | None]) -> list[str] | None:
+    path = [start]
+    seen = {start}
+    current = manager_of.get(start)
+    while current:
+        path.append(current)
+        if current == start:
+            return path
+        if current in seen:  # a cycle above this person that does not include them
+            return None
+        seen.add(current)
+        current = manager_of.get(current)
+    return None
+
+
+async def _manager_errors(session: AsyncSession, proposed: dict[str, str | None]) -> dict[str, str]:
+    """Errors for profiles whose manager would be themselves or close a management cycle."""
+    errors = {ext: "a person cannot be their own manager" for ext, mgr in proposed.items() if mgr == ext}
+    candidates = {ext: mgr for ext, mgr in proposed.items() if ext not in errors}
+    stored: dict[str, str | None] = {}
+    await _stored_managers(session, {mgr for mgr in candidates.values() if mgr}, stored)
+    # Drop cyclic items until none is left: a rejected item keeps its stored manager,
+    # which may close a cycle with an item accepted before.
+    while True:
+        manager_of = {**stored, **candidates}
+        new_errors = {}
+        for ext in candidates:
+            cycle = _cycle_through(ext, manager_of)
+            if cycle:
+                new_errors[ext] = "manager cycle: " + " → ".join(cycle)
+        if not new_errors:
+            return errors
+        errors.update(new_errors)
+        for ext in new_errors:
+            candidates.pop(ext)
+        await _stored_managers(session, set(new_errors), stored)
+
+
+@dataclass(slots=True)
+class UpsertOutcome:
+    results: list[BatchItemResult]
+    rows: dict[str, Person]  # written or unchanged rows by external id, when asked for
+
+
+def _upsert_statement(session: AsyncSession, rows: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
+    dialect = session.bind.dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(Person).values(rows)
+    updatable = {col: stmt.excluded[col] for col in (*PROFILE_COLUMNS, "content_hash", "updated_at")}
+    # An erased person is never brought back by a racing insert.
+    return stmt.on_conflict_do_update(
+        index_elements=[Person.external_id], set_=updatable, where=Person.erased_at.is_(None)
+    )
+
+
+async def upsert_people(
+    session: AsyncSession, raw_items: Sequence[Any], *, return_rows: bool = False
+) -> UpsertOutcome:
+    """Validate each item on its own, then create, update or leave each person unchanged.
+
+    One bad item never spoils the others: it gets ``status="error"`` and is not written.
+    """
+    results: list[BatchItemResult | None] = [None] * len(raw_items)
+    valid: dict[str, tuple[int, PersonFields]] = {}
+    for index, raw in enumerate(raw_items):
+        external_id = raw.get("external_id") if isinstance(raw, dict) else None
+        external_id = external_id if isinstance(external_id, str) else None
+        try:
+            item = raw if isinstance(raw, PersonBatchItem) else PersonBatchItem.model_validate(raw)
+        except ValidationError as exc:
+            results[index] = BatchItemResult(external_id=external_id, status="error", error=_first_error(exc))
+            continue
+        if item.external_id in valid:
+            first = valid[item.external_id][0]
+            results[index] = BatchItemResult(
+                external_id=item.external_id, status="error", error=f"duplicate of item {first} in this batch"
+            )
+            continue
+        valid[item.external_id] = (index, item)
+
+    existing = await _load_rows(session, valid)
+    for ext, row in existing.items():
+        if row.erased_at is not None:
+            index, _ = valid.pop(ext)
+            results[index] = BatchItemResult(
+                external_id=ext, status="error", error="this person was erased and cannot be re-created"
+            )
+
+    manager_errors = await _manager_errors(session, {ext: item.manager_external_id for ext, (_, item) in valid.items()})
+    for ext, message in manager_errors.items():
+        index, _ = valid.pop(ext)
+        results[index] = BatchItemResult(external_id=ext, status="error", error=message)
+
+    now = utcnow()
+    to_write: list[dict[str, Any]] = []
+    for ext, (index, item) in sorted(valid.items()):  # sorted: the same lock order in every transaction
+        values = profile_columns(item)
+        row = existing.get(ext)
+        if row is not None and row.content_hash == values["content_hash"]:
+            results[index] = BatchItemResult(external_id=ext, status="unchanged")
+            continue
+        results[index] = BatchItemResult(external_id=ext, status="updated" if row is not None else "created")
+        to_write.append({"external_id": ext, **values, "created_at": now, "updated_at": now})
+
+    for chunk in _chunks(to_write, 200):
+        await session.execute(_upsert_statement(session, list(chunk)))
+    session.expire_all()
+    rows = await _load_rows(session, valid) if return_rows and valid else {}
+    return UpsertOutcome(results=[r for r in results if r is not None], rows=rows)
+
+
+def _first_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+    return "; ".join(parts)
+
+
+async def get_live_person(session: AsyncSession, external_id: str) -> Person:
+    row = (await session.execute(select(Person).where(Person.external_id == external_id))).scalar_one_or_none()
+    if row is None or row.erased_at is not None:
+        raise NotFound(f"No person with external id {external_id!r}.")
+    return row
+
+
+async def put_person(session: AsyncSession, external_id: str, body: PersonPut | dict[str, Any]) -> tuple[Person, bool]:
+    """Create or replace one profile. Returns the row and whether it was created."""
+    fields = body.model_dump() if isinstance(body, PersonPut) else body
+    outcome = await upsert_people(session, [{**fields, "external_id": external_id}], return_rows=True)
+    result = outcome.results[0]
+    if result.status == "error":
+        if result.error and "erased" in result.error:
+            raise Conflict(f"Person {external_id!r} was erased and cannot be re-created.")
+        raise InvalidInput(result.error or "invalid profile")
+    return outcome.rows[external_id], result.status == "created"
+
+
+async def patch_person(session: AsyncSession, external_id: str, changes: dict[str, Any]) -> Person:
+    row = await get_live_person(session, external_id)
+    merged = {**person_as_input(row), **changes}
+    try:
+        PersonPut.model_validate(merged)
+    except ValidationError as exc:
+        raise InvalidInput(_first_error(exc)) from exc
+    person, _ = await put_person(session, external_id, merged)
+    return person
+
+
+async def erase_person(session: AsyncSession, external_id: str) -> None:
+    """Remove personal data and take the person out of future matching. The tombstone keeps
+    the external id, level and place in the org chart so other people's chains stay correct."""
+    row = await get_live_person(session, external_id)
+    now = utcnow()
+    await session.execute(
+        update(Person)
+        .where(Person.id == row.id)
+        .values(
+            display_name=None,
+            email=None,
+            title=None,
+            skills=[],
+            goals=[],
+            languages=[],
+            active=False,
+            erased_at=now,
+            updated_at=now,
+            content_hash="erased",
+        )
+    )
+
+
+async def list_people(
+    session: AsyncSession,
+    *,
+    limit: int,
+    cursor: str | None,
+    department: str | None,
+    active: bool | None,
+    updated_since: datetime | None,
+) -> tuple[list[Person], str | None]:
+    """Keyset pagination on the row id: a page never skips or repeats a row that existed when
+    the listing started, however many rows are added meanwhile (new rows come after)."""
+    after = decode_cursor(cursor)
+    query = select(Person).where(Person.erased_at.is_(None)).order_by(Person.id).limit(limit + 1)
+    if after is not None:
+        query = query.where(Person.id > after)
+    if department is not None:
+        query = query.where(Person.department == department)
+    if active is not None:
+        query = query.where(Person.active == active)
+    if updated_since is not None:
+        query = query.where(Person.updated_at >= updated_since)
+    rows = list((await session.execute(query)).scalars())
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return rows[:limit], next_cursor

@@ -1,0 +1,52 @@
+"""Service settings, read from the environment (prefix ``KIZUNA_``) or a ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/kizuna.db"
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URLs people paste (``postgres://``, ``postgresql://``, ``sqlite:///``)
+    and pick the async drivers the service uses (psycopg 3, aiosqlite)."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+asyncpg://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KIZUNA_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL; a SQLite file by default, PostgreSQL (psycopg) in production.",
+    )
+    bootstrap_admin_key: str | None = Field(
+        default=None,
+        description="Installed as the first admin key at start-up when no active admin key exists.",
+    )
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    db_pool_size: int = Field(default=10, ge=1)
+    db_echo: bool = False
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
