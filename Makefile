@@ -1,0 +1,43 @@
+# The two commands a newcomer needs:  make serve  ·  make test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: serve test test-sqlite test-postgres bench openapi clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamp files: reinstall only when pyproject.toml changes.
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.runtime
+
+## serve: create the virtualenv, install, migrate the SQLite file (./data/kizuna.db), run on 127.0.0.1:8000
+serve: $(VENV)/.runtime
+	$(BIN)/alembic upgrade head
+	$(BIN)/uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT)
+
+## test: install with dev extras and run the whole suite on SQLite, then on PostgreSQL
+test: $(VENV)/.dev
+	PYTHON=$(BIN)/python .ci/test-suites
+
+test-sqlite: $(VENV)/.dev
+	$(BIN)/python -m pytest
+
+test-postgres: $(VENV)/.dev
+	PYTHON=$(BIN)/python SUITES=postgres .ci/test-suites
+
+## openapi: rewrite openapi.yaml from the app (a test fails when they differ)
+openapi: $(VENV)/.runtime
+	$(BIN)/python -m app.openapi_doc
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info
