@@ -157,10 +157,11 @@ class UpsertOutcome:
     rows: dict[str, Person]  # written or unchanged rows by external id, when asked for
 
 
-def _upsert_statement(session: AsyncSession, rows: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
-    dialect = session.bind.dialect.name
+def _upsert_statement(dialect: str):  # type: ignore[no-untyped-def]
+    """INSERT … ON CONFLICT DO UPDATE, executed with a list of rows: one cached compilation,
+    sent by SQLAlchemy in multi-row batches ("insertmanyvalues")."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(Person).values(rows)
+    stmt = insert(Person)
     updatable = {col: stmt.excluded[col] for col in (*PROFILE_COLUMNS, "content_hash", "updated_at")}
     # An erased person is never brought back by a racing insert.
     return stmt.on_conflict_do_update(
@@ -217,8 +218,8 @@ async def upsert_people(
         results[index] = BatchItemResult(external_id=ext, status="updated" if row is not None else "created")
         to_write.append({"external_id": ext, **values, "created_at": now, "updated_at": now})
 
-    for chunk in _chunks(to_write, 200):
-        await session.execute(_upsert_statement(session, list(chunk)))
+    if to_write:
+        await session.execute(_upsert_statement(session.bind.dialect.name), to_write)
     session.expire_all()
     rows = await _load_rows(session, valid) if return_rows and valid else {}
     return UpsertOutcome(results=[r for r in results if r is not None], rows=rows)

@@ -26,6 +26,7 @@ MAX_BATCH = 1000
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SPACES = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @lru_cache(maxsize=1)
@@ -50,7 +51,7 @@ def _valid_email(value: str | None) -> str | None:
 
 
 def _no_control_characters(value: str | None) -> str | None:
-    if value is not None and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    if value is not None and _CONTROL.search(value):
         raise ValueError("control characters are not allowed")
     return value
 
@@ -133,7 +134,8 @@ class PersonFields(StrictInput):
         for skill in value:
             name = normalise_skill_name(skill.name)
             best[name] = max(best.get(name, 0), skill.level)
-        return [SkillIn(name=name, level=level) for name, level in best.items()]
+        # model_construct: the values were validated above; this runs for every skill of every person.
+        return [SkillIn.model_construct(name=name, level=level) for name, level in best.items()]
 
     @field_validator("goals")
     @classmethod
@@ -142,7 +144,7 @@ class PersonFields(StrictInput):
         for goal in value:
             name = normalise_skill_name(goal.skill)
             best[name] = min(best.get(name, 99), goal.priority)
-        return [GoalIn(skill=name, priority=priority) for name, priority in best.items()]
+        return [GoalIn.model_construct(skill=name, priority=priority) for name, priority in best.items()]
 
 
 class PersonPut(PersonFields):
