@@ -14,6 +14,9 @@ from app.auth import MIN_BOOTSTRAP_KEY_LENGTH, create_key
 from app.body_limit import BodyLimitMiddleware
 from app.db import create_engine, create_sessionmaker, session_scope
 from app.errors import install_error_handlers
+from app.metrics import DatabaseGauges
+from app.metrics import router as metrics_router
+from app.middleware import install_request_middleware
 from app.models import ApiKey
 from app.openapi_doc import install_openapi
 from app.routers import api_keys, health, people
@@ -21,7 +24,7 @@ from app.settings import Settings, get_settings
 
 log = logging.getLogger("kizuna")
 
-ROUTERS = (health.router, api_keys.router, people.router)
+ROUTERS = (health.router, metrics_router, api_keys.router, people.router)
 
 
 async def ensure_bootstrap_admin_key(app: FastAPI, settings: Settings) -> None:
@@ -60,9 +63,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.database_gauges = DatabaseGauges()
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_request_middleware(app)  # outermost: request id, access log, request metrics
     install_openapi(app)
     return app

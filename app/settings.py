@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,23 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_echo: bool = False
     log_level: str = "INFO"
+    # Operations (issue 5): logs, metrics, webhooks.
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="`json`: one JSON object per line (production); `text`: for a terminal."
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        description="When set, GET /metrics needs `Authorization: Bearer <token>`; open otherwise.",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook URLs resolving to private, loopback or link-local addresses (SSRF guard off).",
+    )
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50, description="Delivery attempts before giving up.")
+    webhook_retry_base_seconds: float = Field(
+        default=5.0, gt=0, description="Wait before the 2nd attempt; each later wait is 3x longer (capped at 1 h)."
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60, description="Per-attempt HTTP timeout.")
 
     @field_validator("database_url")
     @classmethod

@@ -1,0 +1,182 @@
+"""The ``kizuna`` command, through its entry point: help, migrate, keys, serve."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import httpx
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from app.cli import app as cli
+from app.migrations import head_revision
+
+runner = CliRunner()
+KIZUNA = Path(sys.executable).with_name("kizuna")
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """A fresh SQLite database for the command to work on (never the shared test database)."""
+    return {"KIZUNA_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "KIZUNA_LOG_FORMAT": "json"}
+
+
+def invoke(args: list[str], env: dict[str, str]):  # type: ignore[no-untyped-def]
+    return runner.invoke(cli, args, env=env, catch_exceptions=False)
+
+
+COMMANDS = [["serve"], ["worker"], ["migrate"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"]]
+
+
+def _click_command(path: list[str]) -> click.Command:
+    command = typer.main.get_command(cli)
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    return command
+
+
+@pytest.mark.parametrize("command", [[], ["keys"], *COMMANDS], ids=lambda c: " ".join(c) or "kizuna")
+def test_every_command_has_help(command: list[str]) -> None:
+    result = runner.invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage: kizuna" in result.output
+    assert _click_command(command).help, "a summary of what the command does"
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_option_and_argument_is_explained(command: list[str]) -> None:
+    for param in _click_command(command).params:
+        assert getattr(param, "help", None), f"{' '.join(command)}: {param.name} has no help"
+
+
+def test_top_level_help_lists_all_commands() -> None:
+    result = runner.invoke(cli, ["--help"])
+    for path in COMMANDS:
+        assert path[0] in result.output
+
+
+def test_migrate_up_down_and_up_again(cli_env: dict[str, str]) -> None:
+    result = invoke(["migrate"], cli_env)
+    assert result.exit_code == 0, result.output
+    assert f"empty -> {head_revision()}" in result.stdout
+
+    refused = runner.invoke(cli, ["migrate", "--downgrade"], env=cli_env)
+    assert refused.exit_code == 2 and "explicit --revision" in refused.output
+
+    down = invoke(["migrate", "--downgrade", "--revision", "base"], cli_env)
+    assert down.exit_code == 0 and f"{head_revision()} -> empty" in down.stdout
+    again = invoke(["migrate", "-r", "head"], cli_env)
+    assert again.exit_code == 0 and f"-> {head_revision()}" in again.stdout
+
+
+def test_keys_before_migrating_explain_what_to_do(cli_env: dict[str, str]) -> None:
+    result = runner.invoke(cli, ["keys", "list"], env=cli_env)
+    assert result.exit_code == 1
+    assert "kizuna migrate" in result.output
+
+
+def test_keys_create_list_revoke(cli_env: dict[str, str]) -> None:
+    assert invoke(["migrate"], cli_env).exit_code == 0
+
+    created = invoke(["keys", "create", "--role", "hris", "--name", "workday sync"], cli_env)
+    assert created.exit_code == 0, created.output
+    secret = created.stdout.strip()
+    assert secret.startswith("kz_") and "\n" not in secret  # alone on stdout, for $(...)
+    assert "shown only now" in created.stderr
+
+    listed = invoke(["keys", "list"], cli_env)
+    assert listed.exit_code == 0
+    row = next(line for line in listed.stdout.splitlines() if "workday sync" in line)
+    key_id, role = row.split()[:2]
+    assert role == "hris"
+    assert secret not in listed.stdout and secret[:10] in listed.stdout  # the prefix only
+
+    revoked = invoke(["keys", "revoke", key_id], cli_env)
+    assert revoked.exit_code == 0 and key_id in revoked.stdout
+    assert "workday sync" not in invoke(["keys", "list"], cli_env).stdout
+    assert "workday sync" in invoke(["keys", "list", "--all"], cli_env).stdout
+
+    again = runner.invoke(cli, ["keys", "revoke", key_id], env=cli_env)
+    assert again.exit_code == 1 and "no active API key" in again.output
+
+
+def test_keys_create_refuses_an_unknown_role(cli_env: dict[str, str]) -> None:
+    result = runner.invoke(cli, ["keys", "create", "--role", "root", "--name", "x"], env=cli_env)
+    assert result.exit_code == 2
+
+
+def test_a_key_created_by_the_cli_opens_the_api(cli_env: dict[str, str]) -> None:
+    # Synchronous on purpose: the command runs its own event loop, as it does in a shell.
+    from app.main import create_app
+    from app.settings import Settings
+
+    assert invoke(["migrate"], cli_env).exit_code == 0
+    secret = invoke(["keys", "create", "--role", "admin", "--name", "ops"], cli_env).stdout.strip()
+
+    async def list_keys() -> httpx.Response:
+        application = create_app(Settings(database_url=cli_env["KIZUNA_DATABASE_URL"]))
+        async with application.router.lifespan_context(application):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://kizuna.test") as http:
+                return await http.get("/v1/api-keys", headers={"Authorization": f"Bearer {secret}"})
+
+    response = asyncio.run(list_keys())
+    assert response.status_code == 200
+    assert [key["name"] for key in response.json()["items"]] == ["ops"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_serve_migrates_then_serves_and_logs_json_lines(cli_env: dict[str, str]) -> None:
+    """The real entry point in a real process: migrations, uvicorn, JSON logs, SIGTERM."""
+    port = _free_port()
+    env = {**os.environ, **cli_env}
+    env.pop("KIZUNA_TEST_DATABASE_URL", None)
+    process = subprocess.Popen(
+        [str(KIZUNA), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        ready = httpx.get(f"{base}/readyz", headers={"X-Request-ID": "cli-serve-1"})
+        assert ready.status_code == 200 and ready.json()["schema_revision"] == head_revision()
+        assert ready.headers["x-request-id"] == "cli-serve-1"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells why it stopped.
+    assert process.returncode in (0, -signal.SIGTERM), stderr
+    assert "Traceback" not in stderr and "Traceback" not in stdout
+    entries = [json.loads(line) for line in stdout.splitlines() if line.strip()]  # every line is JSON
+    access = [e for e in entries if e.get("request_id") == "cli-serve-1"]
+    assert access and access[0]["route"] == "/readyz" and access[0]["status"] == 200
+    assert any(e["logger"].startswith("alembic") for e in entries)  # migrated before serving
+    assert any(e["logger"].startswith("uvicorn") for e in entries)  # uvicorn's own lines are JSON too
