@@ -19,12 +19,16 @@ from app.metrics import router as metrics_router
 from app.middleware import install_request_middleware
 from app.models import ApiKey
 from app.openapi_doc import install_openapi
-from app.routers import api_keys, health, people
+from app.routers import api_keys, enrollments, health, pairings, people, programs, rounds
+from app.runner import RoundRunner
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("kizuna")
 
-ROUTERS = (health.router, metrics_router, api_keys.router, people.router)
+ROUTERS = (
+    health.router, metrics_router, api_keys.router, people.router,
+    programs.router, enrollments.router, rounds.router, pairings.router,
+)  # fmt: skip
 
 
 async def ensure_bootstrap_admin_key(app: FastAPI, settings: Settings) -> None:
@@ -47,10 +51,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(settings)
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    runner: RoundRunner | None = None
     try:
         await ensure_bootstrap_admin_key(app, settings)
+        if settings.runner == "inprocess":
+            runner = app.state.runner = RoundRunner(app.state.sessionmaker, settings)
+            runner.start()
         yield
     finally:
+        if runner is not None:
+            await runner.stop()
         await engine.dispose()
 
 

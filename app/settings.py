@@ -54,6 +54,24 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="Wait before the 2nd attempt; each later wait is 3x longer (capped at 1 h)."
     )
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60, description="Per-attempt HTTP timeout.")
+    # Matching rounds (issue 4): the round runner and participant tokens.
+    runner: Literal["inprocess", "off"] = Field(
+        default="inprocess",
+        description="`inprocess`: the API process also runs queued rounds; `off`: only `kizuna worker` processes do.",
+    )
+    runner_executor: Literal["process", "thread"] = Field(
+        default="process",
+        description="Where the solver runs: a spawned process (keeps the API responsive) or a thread (tests).",
+    )
+    runner_lease_seconds: float = Field(
+        default=60.0, ge=1, description="A claimed round is re-claimable by another runner after this long without renewal."
+    )
+    runner_poll_seconds: float = Field(default=1.0, gt=0, description="How often an idle runner looks for queued rounds.")
+    runner_max_attempts: int = Field(default=3, ge=1, le=20, description="Claims of one round before it is failed.")
+    round_time_limit_seconds: float = Field(default=60.0, gt=0, description="Solver time limit per round.")
+    participant_token_ttl_seconds: int = Field(
+        default=3600, ge=60, le=30 * 86400, description="Lifetime of a participant token."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -4,7 +4,11 @@ from sqlmodel import SQLModel
 
 from app.models.api_keys import ApiKey
 from app.models.people import Person
+from app.models.programs import Enrollment, Program
+from app.models.rounds import Pairing, Round, RoundMatch, RoundUnmatched
 
 metadata = SQLModel.metadata
 
-__all__ = ["ApiKey", "Person", "metadata"]
+__all__ = [
+    "ApiKey", "Enrollment", "Pairing", "Person", "Program", "Round", "RoundMatch", "RoundUnmatched", "metadata",
+]  # fmt: skip
