@@ -446,9 +446,10 @@ async def claim_next_round(
             )
             continue
         token = str(uuid.uuid4())
+        round_id, program_id, attempts = row.id, row.program_id, row.attempts  # before the UPDATE refreshes row
         claimed = await session.execute(
             update(Round)
-            .where(Round.id == row.id, _claimable(now), Round.attempts == row.attempts)
+            .where(Round.id == round_id, _claimable(now), Round.attempts == attempts)
             .values(
                 status="running",
                 attempts=Round.attempts + 1,
@@ -459,7 +460,7 @@ async def claim_next_round(
             )
         )
         if claimed.rowcount == 1:
-            return Claim(row.id, row.program_id, token, owner, row.attempts + 1)  # type: ignore[arg-type]
+            return Claim(round_id, program_id, token, owner, attempts + 1)  # type: ignore[arg-type]
 
 
 def _fenced(claim: Claim):  # type: ignore[no-untyped-def]
