@@ -27,6 +27,8 @@ RULE_BLOCKED = "blocked"
 RULE_REPEAT_PAIR = "repeat_pair"
 RULE_MIN_SCORE = "min_score"
 RULE_CAPACITY = "capacity"
+# Not a pair rule: a pin (forced pair) that the solution does not contain. Used by `check` only.
+RULE_PIN = "pin"
 RULE_LABELS = (
     RULE_SELF,
     RULE_MANAGEMENT_CHAIN,
@@ -174,7 +176,7 @@ class Solution:
 
 @dataclass(frozen=True, slots=True)
 class Violation:
-    label: str  # one of RULE_LABELS
+    label: str  # one of RULE_LABELS, or RULE_PIN
     mentor_id: str | None
     mentee_id: str | None
     detail: str

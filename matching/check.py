@@ -1,0 +1,188 @@
+"""Independent checker: re-derives every hard rule per pair in plain Python.
+
+Nothing here uses the vectorised rule code, the encoder or the solver; it reads the ``Problem``
+and the ``Solution`` directly, so a bug in the fast path shows up as a violation instead of
+a silently wrong pairing. ``solve`` runs ``check`` on its own result and raises if anything
+is reported. The score (needed for ``min_score``) comes from the scalar reference formulas in
+``scoring.py``; the shared hours from the scalar ``overlap.overlap_windows``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+from .overlap import overlap_windows
+from .problem import (
+    RULE_BLOCKED,
+    RULE_CAPACITY,
+    RULE_COMMON_LANGUAGE,
+    RULE_CROSS_FUNCTIONAL,
+    RULE_LEVEL_GAP,
+    RULE_MANAGEMENT_CHAIN,
+    RULE_MIN_OVERLAP,
+    RULE_MIN_SCORE,
+    RULE_PIN,
+    RULE_REPEAT_PAIR,
+    RULE_SELF,
+    Problem,
+    Solution,
+    Violation,
+)
+from .scoring import SCORE_SCALE, combine, pair_components
+
+
+class PairJudge:
+    """Per-pair rule evaluation over one problem (lookups built once)."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.rules = problem.program.rules
+        self.relationship = problem.program.relationship
+        self.enrollments = {e.person_id: e for e in problem.enrollments}
+        self.blocks = set(problem.blocks)
+
+    def chain_above(self, person_id: str) -> set[str]:
+        """Everyone above the person in the manager chain (stops at cycles and unknown ids)."""
+        above: set[str] = set()
+        person = self.problem.people.get(person_id)
+        manager = person.manager_id if person else None
+        while manager is not None and manager not in above and manager != person_id:
+            above.add(manager)
+            boss = self.problem.people.get(manager)
+            manager = boss.manager_id if boss else None
+        return above
+
+    def is_preferred(self, mentor_id: str, mentee_id: str) -> bool:
+        mentor_enrollment = self.enrollments.get(mentor_id)
+        mentee_enrollment = self.enrollments.get(mentee_id)
+        return bool(
+            (mentor_enrollment and mentee_id in mentor_enrollment.preferred)
+            or (mentee_enrollment and mentor_id in mentee_enrollment.preferred)
+        )
+
+    def score(self, mentor_id: str, mentee_id: str) -> tuple[float, dict[str, float], float]:
+        """(score, components, shared hours) by the scalar reference formulas."""
+        mentor = self.problem.people[mentor_id]
+        mentee = self.problem.people[mentee_id]
+        windows = overlap_windows(mentor, mentee, self.problem.round_date)
+        hours = sum((w.end_utc - w.start_utc).total_seconds() for w in windows) / 3600.0
+        components = pair_components(self.problem.program, mentor, mentee, hours)
+        return combine(self.problem.program, components, self.is_preferred(mentor_id, mentee_id)), components, hours
+
+    def violations(self, mentor_id: str, mentee_id: str) -> list[str]:
+        people = self.problem.people
+        if mentor_id not in people or mentee_id not in people:
+            raise ValueError(f"unknown person in pair ({mentor_id!r}, {mentee_id!r})")
+        mentor, mentee = people[mentor_id], people[mentee_id]
+        rules = self.rules
+        found: list[str] = []
+        if mentor_id == mentee_id:
+            found.append(RULE_SELF)
+        if rules.exclude_management_chain and (
+            mentor_id in self.chain_above(mentee_id) or mentee_id in self.chain_above(mentor_id)
+        ):
+            found.append(RULE_MANAGEMENT_CHAIN)
+        if self.relationship == "peer":
+            level_fine = abs(mentor.level - mentee.level) <= 1
+        else:
+            gap = mentor.level - mentee.level if self.relationship == "traditional" else mentee.level - mentor.level
+            level_fine = rules.level_gap_min <= gap <= rules.level_gap_max
+        if not level_fine:
+            found.append(RULE_LEVEL_GAP)
+        score, _, hours = self.score(mentor_id, mentee_id)
+        if hours * 3600.0 < rules.min_overlap_hours * 3600.0 - 1e-6:
+            found.append(RULE_MIN_OVERLAP)
+        if rules.require_common_language and not set(mentor.languages) & set(mentee.languages):
+            found.append(RULE_COMMON_LANGUAGE)
+        if rules.cross_functional == "require" and not (
+            mentor.department and mentee.department and mentor.department != mentee.department
+        ):
+            found.append(RULE_CROSS_FUNCTIONAL)
+        mentor_enrollment = self.enrollments.get(mentor_id)
+        mentee_enrollment = self.enrollments.get(mentee_id)
+        if (
+            (mentor_id, mentee_id) in self.blocks
+            or (mentee_id, mentor_id) in self.blocks
+            or (mentor_enrollment is not None and mentee_id in mentor_enrollment.blocked)
+            or (mentee_enrollment is not None and mentor_id in mentee_enrollment.blocked)
+        ):
+            found.append(RULE_BLOCKED)
+        if rules.avoid_repeat_pairs and (
+            (mentor_id, mentee_id) in self.problem.past_pairs
+            or (self.relationship == "peer" and (mentee_id, mentor_id) in self.problem.past_pairs)
+        ):
+            found.append(RULE_REPEAT_PAIR)
+        # Points are floor(score * 1000 + 0.5); a pair is kept if points >= ceil(min * 1000).
+        # The tiny tolerance keeps the checker from disagreeing with the solver on float noise.
+        minimum = math.ceil(rules.min_score * SCORE_SCALE - 1e-9)
+        if math.floor(score * SCORE_SCALE + 0.5 + 1e-7) < minimum:
+            found.append(RULE_MIN_SCORE)
+        return found
+
+    def capacity(self, mentor_id: str) -> int:
+        enrollment = self.enrollments.get(mentor_id)
+        if enrollment is None:
+            return 0
+        if self.relationship == "peer":
+            return 1
+        if enrollment.role not in ("mentor", "both"):
+            return 0
+        cap = enrollment.capacity if enrollment.capacity is not None else self.rules.default_mentor_capacity
+        return max(0, cap)
+
+    def may_be_mentee(self, mentee_id: str) -> bool:
+        enrollment = self.enrollments.get(mentee_id)
+        if enrollment is None:
+            return False
+        return self.relationship == "peer" or enrollment.role in ("mentee", "both")
+
+
+def pair_violations(problem: Problem, mentor_id: str, mentee_id: str) -> list[str]:
+    """Labels of the hard rules one pair breaks (capacity is not a pair rule and is excluded)."""
+    return PairJudge(problem).violations(mentor_id, mentee_id)
+
+
+def check(problem: Problem, solution: Solution) -> list[Violation]:
+    """Every rule the solution breaks: pair rules, capacities, roles, and pins not honoured."""
+    judge = PairJudge(problem)
+    found: list[Violation] = []
+    for match in solution.matches:
+        for label in judge.violations(match.mentor_id, match.mentee_id):
+            found.append(Violation(label, match.mentor_id, match.mentee_id, f"pair breaks rule {label}"))
+
+    as_mentor = Counter(m.mentor_id for m in solution.matches)
+    as_mentee = Counter(m.mentee_id for m in solution.matches)
+    pairs = Counter((m.mentor_id, m.mentee_id) for m in solution.matches)
+    for (mentor_id, mentee_id), count in sorted(pairs.items()):
+        if count > 1:
+            found.append(Violation(RULE_CAPACITY, mentor_id, mentee_id, f"pair listed {count} times"))
+    if problem.program.relationship == "peer":
+        # One pool: everyone is in at most one pair, whichever side they are on.
+        appearances = as_mentor + as_mentee
+        for person_id, count in sorted(appearances.items()):
+            if count > 1:
+                found.append(Violation(RULE_CAPACITY, None, person_id, f"{person_id} is in {count} peer pairs"))
+            if not judge.may_be_mentee(person_id):
+                found.append(Violation(RULE_CAPACITY, None, person_id, f"{person_id} is not enrolled"))
+    else:
+        for mentor_id, count in sorted(as_mentor.items()):
+            cap = judge.capacity(mentor_id)
+            if count > cap:
+                found.append(
+                    Violation(RULE_CAPACITY, mentor_id, None, f"{mentor_id} has {count} mentees, capacity {cap}")
+                )
+        for mentee_id, count in sorted(as_mentee.items()):
+            if count > 1:
+                found.append(Violation(RULE_CAPACITY, None, mentee_id, f"{mentee_id} has {count} mentors"))
+            if not judge.may_be_mentee(mentee_id):
+                found.append(Violation(RULE_CAPACITY, None, mentee_id, f"{mentee_id} is not enrolled as a mentee"))
+
+    present = set(pairs)
+    for mentor_id, mentee_id in problem.pins:
+        honoured = (mentor_id, mentee_id) in present or (
+            problem.program.relationship == "peer" and (mentee_id, mentor_id) in present
+        )
+        if not honoured:
+            found.append(Violation(RULE_PIN, mentor_id, mentee_id, "pinned pair is missing from the solution"))
+    return found

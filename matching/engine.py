@@ -1,0 +1,294 @@
+"""``solve``: rules and scoring -> pruning -> exact solver -> explanations -> check.
+
+Phases (``Solution.timings``): ``rules_scoring`` (encoding, hard rules and scores over the
+level-compatible blocks), ``pruning`` (the pruning certificate: potentials, min cut, re-checked
+rows), ``solve`` (min-cost flows / CP-SAT / quota search), ``explain`` (reasons, statistics and
+the independent ``check``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+
+import numpy as np
+
+from . import candidates as cand_mod
+from .candidates import Candidates, build_candidates, full_rows, merge
+from .check import PairJudge, check
+from .encode import Encoded, encode
+from .explain import (
+    PairExplainer,
+    mentee_rule_counts,
+    mentor_rule_counts,
+    peer_rule_counts,
+    rule_count_reasons,
+)
+from .flow import Certificate, build_network, department_floors, solve_network
+from .peer import solve_peer
+from .problem import Problem, Solution, SolverInfo, Unmatched
+from .rules import BlockEvaluator
+from .scoring import SCORE_SCALE
+
+MAX_CERTIFY_ROUNDS = 50
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = defaultdict(float)
+
+    def add(self, phase: str, since: float) -> float:
+        now = time.perf_counter()
+        self.phases[phase] += now - since
+        return now
+
+
+def _validate_pins(problem: Problem, enc: Encoded) -> list[tuple[str, str]]:
+    judge = PairJudge(problem)
+    mentee_ids, mentor_ids = set(enc.mentees.ids), set(enc.mentors.ids)
+    pins = sorted(set(problem.pins))
+    used: Counter = Counter()
+    taken: set[str] = set()
+    for mentor_id, mentee_id in pins:
+        if mentor_id not in mentor_ids:
+            raise ValueError(f"pin ({mentor_id}, {mentee_id}): {mentor_id} is not enrolled as a mentor")
+        if mentee_id not in mentee_ids:
+            raise ValueError(f"pin ({mentor_id}, {mentee_id}): {mentee_id} is not enrolled as a mentee")
+        broken = judge.violations(mentor_id, mentee_id)
+        if broken:
+            raise ValueError(f"pin ({mentor_id}, {mentee_id}) breaks hard rules: {', '.join(broken)}")
+        if enc.peer:
+            for person in (mentor_id, mentee_id):
+                if person in taken:
+                    raise ValueError(f"pin ({mentor_id}, {mentee_id}): {person} is pinned twice")
+                taken.add(person)
+        else:
+            if mentee_id in taken:
+                raise ValueError(f"pin ({mentor_id}, {mentee_id}): {mentee_id} is pinned to two mentors")
+            taken.add(mentee_id)
+            used[mentor_id] += 1
+            if used[mentor_id] > judge.capacity(mentor_id):
+                raise ValueError(f"pins give {mentor_id} more mentees than their capacity")
+    return pins
+
+
+def _certified_flow(enc, cands, active, capacity, floors, clock, t):
+    """Solve on the pruned arcs, add back any pruned arc that could improve, repeat."""
+    evaluator = None
+    for _ in range(MAX_CERTIFY_ROUNDS):
+        network = build_network(enc, cands, active, capacity, floors)
+        result = solve_network(network)
+        t = clock.add("solve", t)
+        check_rows = np.flatnonzero((cands.threshold >= 0) & active)
+        if check_rows.size == 0:
+            return cands, network, result, t
+        certificate = Certificate.of(network, result)
+        e_nodes = network.mentee_node(np.arange(enc.n_mentees))
+        m_nodes = network.mentor_node(enc, np.arange(enc.n_mentors))
+        usable = enc.mentors.capacity > 0
+        best_mentor_potential = int(certificate.potential[m_nodes[usable]].max(initial=0))
+        # Cheap screen: the best pruned pair of a mentee cannot have negative reduced cost,
+        # and the mentee is outside the source side of the min cut -> nothing to re-check.
+        cost_floor = SCORE_SCALE - cands.threshold + certificate.potential[e_nodes] - best_mentor_potential
+        suspicious = check_rows[(cost_floor[check_rows] < 0) | certificate.reachable[e_nodes[check_rows]]]
+        if suspicious.size == 0:
+            return cands, network, result, t
+        evaluator = evaluator or BlockEvaluator(enc)
+        add_e, add_m, add_p = [], [], []
+        new_threshold = cands.threshold.copy()
+        new_threshold[suspicious] = -1
+        present = cands.mentee * enc.n_mentors + cands.mentor
+        for rows, cols, points, _ in full_rows(enc, evaluator, suspicious):
+            keys = rows[:, None].astype(np.int64) * enc.n_mentors + cols[None, :]
+            pruned = (points >= 0) & ~np.isin(keys, present)
+            r, c = np.nonzero(pruned)
+            p = points[r, c].astype(np.int64)
+            improves = certificate.arc_improves(e_nodes[rows[r]], m_nodes[cols[c]], SCORE_SCALE - p)
+            add_e.append(rows[r[improves]])
+            add_m.append(cols[c[improves]])
+            add_p.append(p[improves])
+            rest = ~improves
+            np.maximum.at(new_threshold, rows[r[rest]], p[rest])
+        cands.threshold = new_threshold
+        t = clock.add("pruning", t)
+        added = sum(a.size for a in add_e)
+        if added == 0:
+            return cands, network, result, t
+        cands = merge(enc, cands, np.concatenate(add_e), np.concatenate(add_m), np.concatenate(add_p))
+    raise RuntimeError("pruning certificate did not converge")
+
+
+def solve(problem: Problem, top_k: int | None = cand_mod.DEFAULT_TOP_K) -> Solution:
+    """Optimal matching for the problem (see the package docstring). ``top_k=None`` disables pruning."""
+    clock = _Clock()
+    t = t_start = time.perf_counter()
+    enc = encode(problem)
+    pins = _validate_pins(problem, enc)
+    cands = build_candidates(enc, top_k=None if enc.peer else top_k)
+    t = clock.add("rules_scoring", t)
+
+    e_index = {pid: i for i, pid in enumerate(enc.mentees.ids)}
+    m_index = {pid: i for i, pid in enumerate(enc.mentors.ids)}
+    pinned_mentee = np.zeros(enc.n_mentees, bool)
+    capacity = enc.mentors.capacity.copy()
+    for mentor_id, mentee_id in pins:
+        pinned_mentee[e_index[mentee_id]] = True
+        if enc.peer:
+            pinned_mentee[e_index[mentor_id]] = True
+        else:
+            capacity[m_index[mentor_id]] -= 1
+    active = ~pinned_mentee
+
+    pairs: list[tuple[int, int]] = []
+    status, bound_points = "optimal", None
+    if enc.peer:
+        peer = solve_peer(enc, cands, active, problem.time_limit_seconds)
+        chosen = np.flatnonzero(peer.chosen)
+        pairs = list(zip(cands.mentee[chosen].tolist(), cands.mentor[chosen].tolist()))
+        status, bound_points = peer.status, peer.score_bound
+        t = clock.add("solve", t)
+    else:
+        floors = department_floors(enc, active, pinned_mentee)
+        cands, network, result, t = _certified_flow(enc, cands, active, capacity, floors, clock, t)
+        chosen = np.flatnonzero(result.flow[: network.n_pairs] > 0)
+        pairs = list(zip(cands.mentee[chosen].tolist(), cands.mentor[chosen].tolist()))
+        if problem.program.rules.min_cross_functional_share:
+            from .quota import enforce_quota
+
+            pairs, status, bound_points, t = enforce_quota(
+                enc, cands, active, capacity, floors, pins, pairs, clock, t
+            )
+
+    solution = _assemble(problem, enc, pins, pairs, cands, status, bound_points, clock, t, t_start)
+    return solution
+
+
+def _assemble(problem, enc, pins, pairs, cands, status, bound_points, clock, t, t_start) -> Solution:
+    explainer = PairExplainer(problem)
+    matches = [explainer.match(m, e, pinned=True) for m, e in pins]
+    matches += [explainer.match(enc.mentors.ids[m], enc.mentees.ids[e]) for e, m in pairs]
+    matches.sort(key=lambda match: (match.mentee_id, match.mentor_id))
+    unmatched = _unmatched(problem, enc, matches)
+    objective = sum(round(m.score * SCORE_SCALE) for m in matches) / SCORE_SCALE
+    pinned_points = sum(round(m.score * SCORE_SCALE) for m in matches if m.pinned)
+    if bound_points is None:
+        bound = objective
+    else:
+        bound = max(objective, (bound_points + pinned_points) / SCORE_SCALE)
+    gap = 0.0 if bound <= 0 else (bound - objective) / bound
+    stats = _stats(enc, matches)
+    violations = check(problem, Solution(tuple(matches), (), SolverInfo(status, objective, bound, 0.0), stats))
+    if violations:
+        raise RuntimeError(f"solver produced an invalid matching: {violations[:5]}")
+    t = clock.add("explain", t)
+    seconds = time.perf_counter() - t_start
+    return Solution(
+        matches=tuple(matches),
+        unmatched=tuple(unmatched),
+        solver=SolverInfo(status=status, objective=objective, bound=bound, seconds=seconds, gap=gap),
+        stats=stats,
+        timings={k: clock.phases.get(k, 0.0) for k in ("rules_scoring", "pruning", "solve", "explain")},
+    )
+
+
+def _stats(enc: Encoded, matches) -> dict[str, float]:
+    n_matches = len(matches)
+    if enc.peer:
+        matched = 2 * n_matches  # people in a pair
+    else:
+        matched = len({m.mentee_id for m in matches})
+    n_mentees = enc.n_mentees
+    return {
+        "mentees": n_mentees,
+        "mentors": enc.n_mentors,
+        "matched_mentees": matched,
+        "coverage": matched / n_mentees if n_mentees else 0.0,
+        "mean_score": sum(m.score for m in matches) / n_matches if n_matches else 0.0,
+        "cross_functional_share": (
+            sum(1 for m in matches if m.components["cross_functional"] >= 1.0) / n_matches if n_matches else 0.0
+        ),
+        "mean_overlap_hours": sum(m.overlap_hours for m in matches) / n_matches if n_matches else 0.0,
+    }
+
+
+def _unmatched(problem: Problem, enc: Encoded, matches) -> list[Unmatched]:
+    evaluator = BlockEvaluator(enc)
+    out: list[Unmatched] = []
+    if enc.peer:
+        paired = {m.mentor_id for m in matches} | {m.mentee_id for m in matches}
+        for i, pid in enumerate(enc.mentees.ids):
+            if pid in paired:
+                continue
+            counts = peer_rule_counts(enc, evaluator, i)
+            out.append(_unmatched_entry(problem, pid, "both", counts, "peers", paired_partners=None))
+        return out
+
+    load = Counter(m.mentor_id for m in matches)
+    matched_mentees = {m.mentee_id for m in matches}
+    e_rows = np.array([i for i, pid in enumerate(enc.mentees.ids) if pid not in matched_mentees], np.int64)
+    if e_rows.size:
+        spare = np.array([load[pid] < enc.mentors.capacity[j] for j, pid in enumerate(enc.mentors.ids)])
+        for row, counts in zip(e_rows.tolist(), mentee_rule_counts(enc, evaluator, e_rows)):
+            eligible = counts.pop("", 0)
+            spare_eligible = 0
+            if eligible:
+                spare_eligible = _spare_eligible(enc, evaluator, row, spare)
+            out.append(_mentee_entry(problem, enc.mentees.ids[row], counts, eligible, spare_eligible))
+    idle = np.array([j for j, pid in enumerate(enc.mentors.ids) if load[pid] == 0], np.int64)
+    if idle.size:
+        for col, counts in zip(idle.tolist(), mentor_rule_counts(enc, evaluator, idle)):
+            pid = enc.mentors.ids[col]
+            if enc.mentors.capacity[col] <= 0:
+                out.append(Unmatched(pid, "mentor", ("capacity is 0 this round",), {}))
+                continue
+            eligible = counts.pop("", 0)
+            reasons = rule_count_reasons(counts, problem, "mentees")
+            if eligible == 0:
+                reasons.insert(0, "no eligible mentee")
+            else:
+                reasons.insert(
+                    0,
+                    f"all {eligible} eligible mentee{'s are' if eligible != 1 else ' is'} better served by other mentors"
+                    if problem.program.objective == "coverage_first"
+                    else f"{eligible} eligible mentee{'s' if eligible != 1 else ''}; pairing them here would not raise the total score",
+                )
+            out.append(Unmatched(pid, "mentor", tuple(reasons), dict(counts)))
+    out.sort(key=lambda u: (u.role, u.person_id))
+    return out
+
+
+def _spare_eligible(enc: Encoded, evaluator: BlockEvaluator, row: int, spare: np.ndarray) -> int:
+    total = 0
+    for _, cols, points, _ in full_rows(enc, evaluator, np.array([row])):
+        total += int(((points[0] >= 0) & spare[cols]).sum())
+    return total
+
+
+def _mentee_entry(problem: Problem, pid: str, counts: Counter, eligible: int, spare_eligible: int) -> Unmatched:
+    reasons = []
+    if eligible == 0:
+        reasons.append("no eligible mentor")
+    elif spare_eligible == 0:
+        reasons.append(f"all {eligible} eligible mentor{'s are' if eligible != 1 else ' is'} at capacity")
+    elif problem.program.rules.min_cross_functional_share:
+        reasons.append(
+            f"{spare_eligible} of {eligible} eligible mentors have spare capacity, but pairing would break "
+            f"the cross-functional quota or lower the total score"
+        )
+    else:
+        reasons.append(
+            f"{spare_eligible} of {eligible} eligible mentors have spare capacity, but pairing would not raise the total score"
+        )
+    reasons += rule_count_reasons(counts, problem, "mentors")
+    return Unmatched(pid, "mentee", tuple(reasons), dict(counts))
+
+
+def _unmatched_entry(problem, pid, role, counts, other, paired_partners) -> Unmatched:
+    eligible = counts.pop("", 0)
+    reasons = []
+    if eligible == 0:
+        reasons.append("no eligible peer")
+    else:
+        reasons.append(f"all {eligible} eligible peer{'s are' if eligible != 1 else ' is'} paired with others")
+    reasons += rule_count_reasons(counts, problem, other)
+    return Unmatched(pid, role, tuple(reasons), dict(counts))

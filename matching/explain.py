@@ -1,0 +1,231 @@
+"""Human explanations that cite only evidence present in the input.
+
+Per pair: the score components (scalar reference formulas) and reasons naming the shared
+goals, the shared hours with both local windows, the level gap, the departments, a shared
+language, and who asked for the pair. Per unmatched person: how many candidates each hard rule
+removed (the first failing rule in ``rules.RULE_ORDER`` counts), or why the eligible ones were
+taken.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from functools import lru_cache
+
+import numpy as np
+
+from .check import PairJudge
+from .encode import Encoded
+from .overlap import format_hhmm, overlap_windows, windows_hours
+from .problem import (
+    RULE_BLOCKED,
+    RULE_CAPACITY,
+    RULE_COMMON_LANGUAGE,
+    RULE_CROSS_FUNCTIONAL,
+    RULE_LEVEL_GAP,
+    RULE_MANAGEMENT_CHAIN,
+    RULE_MIN_OVERLAP,
+    RULE_MIN_SCORE,
+    RULE_REPEAT_PAIR,
+    RULE_SELF,
+    Match,
+    Person,
+    Problem,
+    Unmatched,
+)
+from .candidates import level_blocks
+from .rules import RULE_ORDER, BlockEvaluator
+from .scoring import SCORE_SCALE, combine, pair_components, to_points
+
+BLOCK_PAIRS = 1 << 21
+
+
+def _window_text(person: Person) -> str:
+    return f"{format_hhmm(person.work_start_min)}–{format_hhmm(person.work_end_min)} {person.time_zone}"
+
+
+def shared_goals(mentee: Person, mentor: Person) -> list[str]:
+    """The mentee's goals the mentor has as skills, most important first, then by name."""
+    skills = {s.name for s in mentor.skills if s.level > 0}
+    best: dict[str, int] = {}
+    for goal in mentee.goals:
+        best[goal.skill] = min(best.get(goal.skill, 9), goal.priority)
+    return [name for name, _ in sorted(best.items(), key=lambda kv: (kv[1], kv[0])) if name in skills]
+
+
+def _goal_reason(learner: Person, teacher: Person, teacher_role: str, learner_role: str) -> str | None:
+    shared = shared_goals(learner, teacher)
+    if not shared:
+        return None
+    prefix = "shares" if teacher_role == "mentor" and learner_role == "mentee" else f"{teacher_role} covers"
+    return f"{prefix} {len(shared)} of the {learner_role}'s goals: {', '.join(shared)}"
+
+
+class PairExplainer:
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.program = problem.program
+        self.judge = PairJudge(problem)
+
+    @lru_cache(maxsize=65536)
+    def _windows(self, mentor_key: tuple, mentee_key: tuple, mentor_id: str, mentee_id: str):
+        # Cached by (time zone, window) of both sides: few distinct combinations.
+        people = self.problem.people
+        return overlap_windows(people[mentor_id], people[mentee_id], self.problem.round_date)
+
+    def match(self, mentor_id: str, mentee_id: str, pinned: bool = False) -> Match:
+        people = self.problem.people
+        mentor, mentee = people[mentor_id], people[mentee_id]
+        windows = self._windows(
+            (mentor.time_zone, mentor.work_start_min, mentor.work_end_min),
+            (mentee.time_zone, mentee.work_start_min, mentee.work_end_min),
+            mentor_id,
+            mentee_id,
+        )
+        hours = windows_hours(windows)
+        components = pair_components(self.program, mentor, mentee, hours)
+        preferred = self.judge.is_preferred(mentor_id, mentee_id)
+        score = to_points(combine(self.program, components, preferred)) / SCORE_SCALE
+        return Match(
+            mentor_id=mentor_id,
+            mentee_id=mentee_id,
+            score=score,
+            components={k: round(v, 4) for k, v in components.items()},
+            reasons=tuple(self.reasons(mentor, mentee, hours, preferred, pinned)),
+            overlap_hours=round(hours, 2),
+            overlap_windows=windows,
+            pinned=pinned,
+        )
+
+    def reasons(self, mentor: Person, mentee: Person, hours: float, preferred: bool, pinned: bool) -> list[str]:
+        relationship = self.program.relationship
+        out: list[str] = []
+        if pinned:
+            out.append("pinned by a program admin")
+        texts = [_goal_reason(mentee, mentor, "mentor", "mentee")]
+        if relationship == "peer":
+            texts.append(_goal_reason(mentor, mentee, "mentee", "mentor"))
+        out.extend(t for t in texts if t)
+        out.append(
+            f"{hours:.1f} h of shared working hours (mentor {_window_text(mentor)}, mentee {_window_text(mentee)})"
+        )
+        gap = mentor.level - mentee.level
+        if relationship == "traditional":
+            out.append(f"mentor is {gap} level{'s' if abs(gap) != 1 else ''} senior")
+        elif relationship == "reverse":
+            out.append(f"reverse mentoring: mentee is {-gap} level{'s' if abs(gap) != 1 else ''} senior")
+        else:
+            out.append("same level" if gap == 0 else f"{abs(gap)} level{'s' if abs(gap) != 1 else ''} apart")
+        if mentor.department and mentee.department and mentor.department != mentee.department:
+            out.append(f"cross-functional: {mentor.department} → {mentee.department}")
+        elif mentor.department and mentor.department == mentee.department:
+            out.append(f"same department: {mentor.department}")
+        common = sorted(set(mentor.languages) & set(mentee.languages))
+        if common:
+            out.append(f"common language: {', '.join(common)}")
+        enrollments = self.judge.enrollments
+        if preferred:
+            askers = [
+                who
+                for who, person, other in (("mentor", mentor, mentee), ("mentee", mentee, mentor))
+                if person.id in enrollments and other.id in enrollments[person.id].preferred
+            ]
+            out.append(f"requested by the {' and the '.join(askers)}")
+        return out
+
+
+# --- unmatched ------------------------------------------------------------------------------
+
+
+def _rule_phrase(label: str, problem: Problem, other: str) -> str:
+    rules = problem.program.rules
+    relationship = problem.program.relationship
+    if label == RULE_LEVEL_GAP:
+        if relationship == "peer":
+            return "are more than 1 level apart"
+        senior = "mentor" if relationship == "traditional" else "mentee"
+        return f"are outside the level gap ({senior} {rules.level_gap_min}–{rules.level_gap_max} levels senior)"
+    return {
+        RULE_SELF: "are the same person",
+        RULE_MANAGEMENT_CHAIN: "are in the same management chain",
+        RULE_MIN_OVERLAP: f"share fewer than {rules.min_overlap_hours:g} working hours",
+        RULE_COMMON_LANGUAGE: "share no language",
+        RULE_CROSS_FUNCTIONAL: "are in the same (or an unknown) department",
+        RULE_BLOCKED: "are blocked",
+        RULE_REPEAT_PAIR: "were paired in an earlier round",
+        RULE_MIN_SCORE: f"score below the minimum of {rules.min_score:g}",
+        RULE_CAPACITY: "have no capacity this round",
+    }[label]
+
+
+def rule_count_reasons(counts: dict[str, int], problem: Problem, other: str) -> list[str]:
+    out = []
+    for label in RULE_ORDER:
+        n = counts.get(label, 0)
+        if n:
+            noun = other if n != 1 else other.rstrip("s")
+            verb = _rule_phrase(label, problem, other)
+            if n == 1:
+                verb = verb.replace("are ", "is ", 1).replace("share ", "shares ", 1).replace("were ", "was ", 1).replace("score ", "scores ", 1).replace("have ", "has ", 1)
+            out.append(f"{n} {noun} {verb}")
+    return out
+
+
+def _histogram(codes: np.ndarray) -> Counter:
+    labels = ("",) + RULE_ORDER
+    values, counts = np.unique(codes[codes >= 0], return_counts=True)
+    return Counter({labels[v]: int(c) for v, c in zip(values, counts)})
+
+
+def mentee_rule_counts(enc: Encoded, evaluator: BlockEvaluator, rows: np.ndarray) -> list[Counter]:
+    """Per mentee row: Counter of first-failing rule labels over all mentors ("" = eligible).
+
+    Only the level-compatible slice is evaluated; everyone outside it fails level_gap first.
+    """
+    out = {int(r): Counter() for r in rows}
+    seen = {int(r): 0 for r in rows}
+    for block_rows, cols in level_blocks(enc, rows, include_zero_capacity=True):
+        _, codes = evaluator.evaluate(block_rows, cols, with_codes=True)
+        for k, r in enumerate(block_rows.tolist()):
+            out[r].update(_histogram(codes[k]))
+            seen[r] += cols.size
+    for r in out:
+        if enc.n_mentors - seen[r]:
+            out[r][RULE_LEVEL_GAP] += enc.n_mentors - seen[r]
+    return [out[int(r)] for r in rows]
+
+
+def mentor_rule_counts(enc: Encoded, evaluator: BlockEvaluator, cols: np.ndarray) -> list[Counter]:
+    """Per mentor column: Counter of first-failing rule labels over all mentees."""
+    out = []
+    order = np.argsort(enc.mentees.level, kind="stable")
+    levels = enc.mentees.level[order]
+    rules = enc.problem.program.rules
+    for m in cols.tolist():
+        level = int(enc.mentors.level[m])
+        if enc.relationship == "traditional":
+            lo, hi = level - rules.level_gap_max, level - rules.level_gap_min
+        elif enc.relationship == "reverse":
+            lo, hi = level + rules.level_gap_min, level + rules.level_gap_max
+        else:
+            lo, hi = level - 1, level + 1
+        rows = order[np.searchsorted(levels, lo, "left") : np.searchsorted(levels, hi, "right")]
+        counts = Counter()
+        step = max(1, BLOCK_PAIRS)
+        for start in range(0, rows.size, step):
+            _, codes = evaluator.evaluate(rows[start : start + step], np.array([m]), with_codes=True)
+            counts.update(_histogram(codes[:, 0]))
+        if enc.n_mentees - rows.size:
+            counts[RULE_LEVEL_GAP] += enc.n_mentees - rows.size
+        out.append(counts)
+    return out
+
+
+def peer_rule_counts(enc: Encoded, evaluator: BlockEvaluator, person: int) -> Counter:
+    """Counts over every other pool member, each pair judged in its own orientation."""
+    everyone = np.arange(enc.n_mentees)
+    _, as_mentee = evaluator.evaluate(np.array([person]), everyone, with_codes=True)
+    _, as_mentor = evaluator.evaluate(everyone, np.array([person]), with_codes=True)
+    codes = np.where(as_mentee[0] >= 0, as_mentee[0], as_mentor[:, 0])
+    codes = np.delete(codes, person)  # yourself is not a candidate in a pool
+    return _histogram(codes)

@@ -1,0 +1,241 @@
+"""The exact core: a min-cost flow over the candidate arcs, and the certificate for pruning.
+
+Network (node 0 = source, 1 = sink, then mentees, mentors, optional department nodes)::
+
+    source -> [department] -> mentee -> mentor -> sink
+    cap 1 per mentee arc, cap 1 per pair arc, cap = free capacity per mentor arc
+
+* pair arc cost = 1000 - points (small, non-negative integers);
+* coverage_first: ``solve_max_flow_with_min_cost`` maximises the number of matched mentees
+  natively, then minimises cost. Mentees unmatched in earlier rounds: their arc carries
+  ``-P * min(k, 3)`` with ``P = 1000 * max_pairs + 1`` (``k`` = earlier rounds left unmatched),
+  which is more than any difference in total score, so the order is exactly: most mentees,
+  then most sum of min(k, 3) over matched mentees, then highest total score;
+* score_first: a bypass arc source -> sink (cost 1000, i.e. "score 0") lets mentees stay
+  unmatched, so the min cost is exactly 1000 * n - total score;
+* fairness floor: the source -> department arc is split into a floor part (capacity
+  ceil(rate * n_dept) minus pinned, cost -F with F larger than all other cost differences) and
+  the rest (cost 0), so floors are met as far as the candidates allow, before score.
+
+Pruning certificate (``violations``): after solving on the pruned arcs we compute node
+potentials (shortest distances in the residual graph, Bellman-Ford) and the set S reachable
+from the source. A pruned arc e->m could improve the solution only if its reduced cost
+``cost + pi(e) - pi(m)`` is negative (a negative cycle appears) or it leaves S (the min cut
+grows, a larger flow appears). If no pruned arc does either, pi stays a feasible potential and
+S stays a minimum cut for the full graph, which proves the pruned optimum is the full optimum.
+Otherwise the offending arcs are added and the flow is solved again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import breadth_first_order
+from ortools.graph.python import min_cost_flow
+
+from .candidates import Candidates
+from .encode import Encoded
+from .scoring import SCORE_SCALE
+
+SOURCE, SINK = 0, 1
+PRIORITY_CAP = 3
+_INT_LIMIT = 1 << 62
+
+
+@dataclass
+class Network:
+    tail: np.ndarray
+    head: np.ndarray
+    capacity: np.ndarray
+    cost: np.ndarray
+    n_nodes: int
+    n_pairs: int  # the first n_pairs arcs are the candidate pairs, in candidate order
+    flow_bound: int  # supply pushed from the source
+
+    def mentee_node(self, e):
+        return 2 + np.asarray(e)
+
+    def mentor_node(self, enc: Encoded, m):
+        return 2 + enc.n_mentees + np.asarray(m)
+
+
+@dataclass
+class FlowResult:
+    flow: np.ndarray  # per arc
+    cost: int
+    maximum_flow: int
+
+
+def department_floors(enc: Encoded, active_mentee: np.ndarray, pinned_mentees: np.ndarray) -> dict[int, int] | None:
+    """Per department code (-1 = unknown): how many more mentees must be matched."""
+    rate = enc.problem.program.rules.min_department_match_rate
+    if not rate:
+        return None
+    floors: dict[int, int] = {}
+    departments = enc.mentees.department
+    for dept in np.unique(departments):
+        members = departments == dept
+        target = math.ceil(rate * int(members.sum()) - 1e-9)
+        already = int((members & pinned_mentees).sum())
+        floors[int(dept)] = max(0, min(target - already, int((members & active_mentee).sum())))
+    return floors
+
+
+def build_network(
+    enc: Encoded,
+    cands: Candidates,
+    active_mentee: np.ndarray,
+    mentor_capacity: np.ndarray,
+    floors: dict[int, int] | None,
+    pair_bonus: np.ndarray | None = None,
+) -> Network:
+    """``pair_bonus`` (optional, int64 per candidate) is subtracted from pair costs (Lagrangian)."""
+    program = enc.problem.program
+    n_e, n_m = enc.n_mentees, enc.n_mentors
+    coverage = program.objective == "coverage_first"
+    active_idx = np.flatnonzero(active_mentee)
+    max_pairs = int(min(active_idx.size, int(mentor_capacity.sum())))
+    keep = active_mentee[cands.mentee]
+    pair_tail = 2 + cands.mentee
+    pair_head = 2 + n_e + cands.mentor
+    pair_cost = SCORE_SCALE - cands.points
+    if pair_bonus is not None:
+        pair_cost = pair_cost - pair_bonus
+    pair_cap = keep.astype(np.int64)
+
+    priority = np.minimum(enc.mentee_priority, PRIORITY_CAP) if coverage else np.zeros(n_e, np.int64)
+    # Any two solutions with the same number of pairs differ by less than `spread` in pair cost.
+    spread = int(np.abs(pair_cost).max(initial=0)) * max_pairs + 1
+    priority_unit = spread if priority.any() else 0
+    mentee_cost = -priority_unit * priority[active_idx]
+
+    tails = [pair_tail]
+    heads = [pair_head]
+    caps = [pair_cap]
+    costs = [pair_cost]
+    n_nodes = 2 + n_e + n_m
+    if floors is None:
+        tails.append(np.full(active_idx.size, SOURCE))
+    else:
+        # Floors come before priority and score: F exceeds every other cost difference.
+        floor_cost = PRIORITY_CAP * priority_unit * max_pairs + spread
+        dept_codes = sorted(floors)
+        dept_node = {d: n_nodes + k for k, d in enumerate(dept_codes)}
+        n_nodes += len(dept_codes)
+        dept_of = enc.mentees.department[active_idx]
+        tails.append(np.array([dept_node[int(d)] for d in dept_of], np.int64))
+    heads.append(2 + active_idx)
+    caps.append(np.ones(active_idx.size, np.int64))
+    costs.append(mentee_cost)
+    if floors is not None:
+        for d in dept_codes:
+            size = int((dept_of == d).sum())
+            floor = floors[d]
+            tails.append(np.array([SOURCE, SOURCE], np.int64))
+            heads.append(np.array([dept_node[d], dept_node[d]], np.int64))
+            caps.append(np.array([floor, size - floor], np.int64))
+            costs.append(np.array([-floor_cost, 0], np.int64))
+    tails.append(2 + n_e + np.arange(n_m))
+    heads.append(np.full(n_m, SINK))
+    caps.append(mentor_capacity.astype(np.int64))
+    costs.append(np.zeros(n_m, np.int64))
+    if not coverage:
+        tails.append(np.array([SOURCE]))
+        heads.append(np.array([SINK]))
+        caps.append(np.array([active_idx.size], np.int64))
+        costs.append(np.array([SCORE_SCALE], np.int64))
+    network = Network(
+        tail=np.concatenate(tails).astype(np.int64),
+        head=np.concatenate(heads).astype(np.int64),
+        capacity=np.concatenate(caps).astype(np.int64),
+        cost=np.concatenate(costs).astype(np.int64),
+        n_nodes=n_nodes,
+        n_pairs=int(cands.mentee.size),
+        flow_bound=int(active_idx.size),
+    )
+    largest = int(np.abs(network.cost).max(initial=0))
+    if largest * (network.n_nodes + 1) * 4 >= _INT_LIMIT:
+        raise ValueError("cost range too large for an exact lexicographic objective on this instance")
+    return network
+
+
+def solve_network(network: Network) -> FlowResult:
+    smcf = min_cost_flow.SimpleMinCostFlow()
+    smcf.add_arcs_with_capacity_and_unit_cost(network.tail, network.head, network.capacity, network.cost)
+    supplies = np.zeros(network.n_nodes, np.int64)
+    supplies[SOURCE] = network.flow_bound
+    supplies[SINK] = -network.flow_bound
+    smcf.set_nodes_supplies(np.arange(network.n_nodes), supplies)
+    status = smcf.solve_max_flow_with_min_cost()
+    if status != smcf.OPTIMAL:
+        raise RuntimeError(f"min cost flow failed with status {status}")
+    flow = np.asarray(smcf.flows(np.arange(network.tail.size)), np.int64)
+    return FlowResult(flow=flow, cost=int(smcf.optimal_cost()), maximum_flow=int(smcf.maximum_flow()))
+
+
+# --- certificate ------------------------------------------------------------------------------
+
+
+def residual_arcs(network: Network, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    forward = flow < network.capacity
+    backward = flow > 0
+    tail = np.concatenate([network.tail[forward], network.head[backward]])
+    head = np.concatenate([network.head[forward], network.tail[backward]])
+    cost = np.concatenate([network.cost[forward], -network.cost[backward]])
+    return tail, head, cost
+
+
+def potentials(n_nodes: int, tail: np.ndarray, head: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Shortest distances from a virtual root linked to every node (cost 0), int64.
+
+    Bellman-Ford relaxing only the arcs out of nodes improved in the previous round. The
+    residual graph of an optimal flow has no negative cycle; finding one is a bug.
+    """
+    order = np.argsort(tail, kind="stable")
+    tail, head, cost = tail[order], head[order], cost[order]
+    start = np.searchsorted(tail, np.arange(n_nodes + 1))
+    dist = np.zeros(n_nodes, np.int64)
+    active = np.arange(n_nodes)
+    for _ in range(n_nodes + 1):
+        counts = start[active + 1] - start[active]
+        total = int(counts.sum())
+        if total == 0:
+            return dist
+        offsets = np.repeat(start[active] - (np.cumsum(counts) - counts), counts)
+        arcs = offsets + np.arange(total)
+        candidate = dist[tail[arcs]] + cost[arcs]
+        target = head[arcs]
+        better = candidate < dist[target]
+        if not better.any():
+            return dist
+        target, candidate = target[better], candidate[better]
+        np.minimum.at(dist, target, candidate)
+        active = np.unique(target)
+    raise RuntimeError("negative cycle in the residual graph: the flow is not optimal")
+
+
+def reachable_from_source(n_nodes: int, tail: np.ndarray, head: np.ndarray) -> np.ndarray:
+    graph = sp.csr_matrix((np.ones(tail.size, np.int8), (tail, head)), shape=(n_nodes, n_nodes))
+    seen = np.zeros(n_nodes, bool)
+    seen[breadth_first_order(graph, SOURCE, directed=True, return_predecessors=False)] = True
+    return seen
+
+
+@dataclass
+class Certificate:
+    potential: np.ndarray
+    reachable: np.ndarray
+
+    @classmethod
+    def of(cls, network: Network, result: FlowResult) -> "Certificate":
+        tail, head, cost = residual_arcs(network, result.flow)
+        return cls(potentials(network.n_nodes, tail, head, cost), reachable_from_source(network.n_nodes, tail, head))
+
+    def arc_improves(self, tail_node: np.ndarray, head_node: np.ndarray, cost: np.ndarray) -> np.ndarray:
+        """True where adding the arc could change the optimum (see module docstring)."""
+        negative = cost + self.potential[tail_node] - self.potential[head_node] < 0
+        crosses_cut = self.reachable[tail_node] & ~self.reachable[head_node]
+        return negative | crosses_cut
