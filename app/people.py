@@ -19,7 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict, InvalidInput, NotFound
-from app.models import Person
+from app.models import ApiKey, Person
 from app.models.base import utcnow
 from app.pagination import decode_cursor, encode_cursor
 from schemas.people import BatchItemResult, PersonBatchItem, PersonFields, PersonOut, PersonPut
@@ -283,6 +283,12 @@ async def erase_person(session: AsyncSession, external_id: str) -> None:
             updated_at=now,
             content_hash="erased",
         )
+    )
+    # A participant token speaks for the person; once they are erased it must open nothing.
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.role == "participant", ApiKey.person_external_id == external_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=now)
     )
 
 
