@@ -368,11 +368,28 @@ def worker(
 
 
 async def run_worker_process(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """The round runner and the webhook deliverer side by side until ``stop`` (or a signal).
+    If either loop dies, the other is stopped too, and the process exits with the error so
+    the orchestrator restarts it."""
     from app.runner import run_worker
+    from app.webhook_delivery import run_deliverer
+    from app.webhooks import install_round_event_hook
 
+    install_round_event_hook()  # rounds this worker finishes record their webhook deliveries
     stop = stop or asyncio.Event()
     install_stop_signals(stop)
-    await run_worker(settings, stop)
+    tasks = [
+        asyncio.create_task(run_worker(settings, stop), name="kizuna-round-worker"),
+        asyncio.create_task(run_deliverer(settings, stop), name="kizuna-webhook-deliverer"),
+    ]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
 
 
 def main() -> None:

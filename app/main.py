@@ -20,14 +20,17 @@ from app.middleware import install_request_middleware
 from app.models import ApiKey
 from app.openapi_doc import install_openapi
 from app.routers import api_keys, enrollments, health, pairings, people, programs, rounds
+from app.routers import webhooks as webhooks_router
 from app.runner import RoundRunner
 from app.settings import Settings, get_settings
+from app.webhook_delivery import WebhookDeliverer
+from app.webhooks import install_round_event_hook
 
 log = logging.getLogger("kizuna")
 
 ROUTERS = (
     health.router, metrics_router, api_keys.router, people.router,
-    programs.router, enrollments.router, rounds.router, pairings.router,
+    programs.router, enrollments.router, rounds.router, pairings.router, webhooks_router.router,
 )  # fmt: skip
 
 
@@ -52,15 +55,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
     runner: RoundRunner | None = None
+    deliverer: WebhookDeliverer | None = None
     try:
         await ensure_bootstrap_admin_key(app, settings)
         if settings.runner == "inprocess":
             runner = app.state.runner = RoundRunner(app.state.sessionmaker, settings)
             runner.start()
+            # The process that runs rounds in the background also sends their webhooks.
+            deliverer = app.state.webhook_deliverer = WebhookDeliverer(app.state.sessionmaker, settings)
+            deliverer.start()
         yield
     finally:
         if runner is not None:
             await runner.stop()
+        if deliverer is not None:
+            await deliverer.stop()
         await engine.dispose()
 
 
@@ -74,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database_gauges = DatabaseGauges()
+    install_round_event_hook()  # round status changes record webhook deliveries (outbox)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -1,13 +1,19 @@
-"""The round runner: claim a queued round, solve it off the event loop, store it, repeat.
+"""The round runner: claim a queued round, load → solve → store it off the event loop, repeat.
 
 It runs inside the API process by default (``KIZUNA_RUNNER=inprocess``) and as separate
 ``kizuna worker`` processes (``run_worker``) that share one PostgreSQL. Correctness does not
-depend on how many run: claims are atomic, a lease is renewed while a round solves, a round
+depend on how many run: claims are atomic, a lease is renewed while a round runs, a round
 whose lease expired is claimed again (up to ``runner_max_attempts``), and results are stored
 in one transaction fenced on the lease token (see ``app/rounds.py``).
 
-The solver runs in a spawned worker process by default: it is CPU-bound for seconds on large
-rounds, and in a thread it would hold the GIL long enough to stall the API's event loop.
+By default (``runner_executor="process"``) the whole pipeline of a claimed round — building
+the Problem from the database, solving, storing — runs in a spawned worker process with its
+own database connection. Only the claim and the lease heartbeat stay in the API process. The
+reason is the API's latency: a large round means seconds of CPU in the solver and hundreds of
+milliseconds of GIL-holding work around it (materialising 30k profiles, pickling the Problem
+and the Solution, serialising 20k result rows); in the API process, any of it stalls every
+request. ``runner_executor="thread"`` keeps load and store on the event loop and solves in a
+thread: deterministic and cheap for tests.
 """
 
 from __future__ import annotations
@@ -20,16 +26,21 @@ import os
 import socket
 import time
 import uuid
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import matching
+import matching.problem as mp
 from app.db import create_engine, create_sessionmaker, session_scope
+from app.metrics import observe_round_finished
 from app.models import Round
+from app.models.base import utcnow
 from app.problem_builder import BuiltProblem, build_round_problem
 from app.rounds import Claim, claim_next_round, problem_details, release_round, renew_lease, store_failure, store_results
 from app.settings import Settings
@@ -37,6 +48,7 @@ from app.settings import Settings
 log = logging.getLogger("kizuna.runner")
 
 Outcome = Literal["completed", "failed", "lease_lost", "released"]
+Solve = Callable[[mp.Problem], Awaitable[mp.Solution]]
 
 
 @dataclass(slots=True)
@@ -44,10 +56,92 @@ class RunResult:
     round_id: int
     outcome: Outcome
     timings: dict[str, float] = field(default_factory=dict)  # load / solve / store seconds (store incl. commit)
+    solver_seconds: float | None = None
+    solver_status: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline of one claimed round (runs in the API/worker process, or in the solver process)
+
+
+async def _load(sessionmaker: async_sessionmaker[AsyncSession], claim: Claim, settings: Settings) -> BuiltProblem:
+    async with session_scope(sessionmaker, write=False) as session:
+        if session.bind.dialect.name == "postgresql":
+            # One snapshot for all the reads that make up the problem.
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        round_row = await session.get(Round, claim.round_id)
+        assert round_row is not None
+        return await build_round_problem(session, round_row, settings.round_time_limit_seconds)
+
+
+class _LeaseLost(Exception):
+    """Rolls back a store whose fenced status change touched no row."""
+
+
+async def _fail(
+    sessionmaker: async_sessionmaker[AsyncSession], claim: Claim, error: dict[str, Any], timings: dict[str, float]
+) -> RunResult:
+    async with session_scope(sessionmaker) as session:
+        stored = await store_failure(session, claim, error)
+    return RunResult(claim.round_id, "failed" if stored else "lease_lost", timings)
+
+
+async def execute_claimed_round(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, claim: Claim, solve: Solve
+) -> RunResult:
+    """Load, solve and store one claimed round; a solver error becomes a failed round."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    built = await _load(sessionmaker, claim, settings)
+    timings["load_seconds"] = round(time.perf_counter() - started, 4)
+
+    started = time.perf_counter()
+    try:
+        solution = await solve(built.problem)
+    except ValueError as exc:  # the engine's word for a problem it cannot solve as asked
+        error = problem_details("invalid-round", "Round cannot be solved", 422, str(exc))
+        return await _fail(sessionmaker, claim, error, timings)
+    except Exception as exc:
+        log.exception("solver failed on round %s", claim.round_id)
+        error = problem_details("solver-error", "Solver error", 500, f"{type(exc).__name__}: {exc}"[:500])
+        return await _fail(sessionmaker, claim, error, timings)
+    timings["solve_seconds"] = round(time.perf_counter() - started, 4)
+
+    started = time.perf_counter()
+    try:
+        async with session_scope(sessionmaker) as session:
+            if not await store_results(session, claim, built, solution, dict(timings)):
+                raise _LeaseLost
+    except _LeaseLost:
+        log.warning("round %s: lease lost before storing; results dropped", claim.round_id)
+        return RunResult(claim.round_id, "lease_lost", timings)
+    timings["store_seconds"] = round(time.perf_counter() - started, 4)  # with the commit
+    return RunResult(
+        claim.round_id, "completed", timings, solver_seconds=solution.solver.seconds, solver_status=solution.solver.status
+    )
+
+
+async def _solve_inline(problem: mp.Problem) -> mp.Solution:
+    return matching.solve(problem)  # already off the API's loop: this is the solver process
+
+
+def run_claimed_round_in_worker(settings_values: dict[str, Any], claim: Claim) -> RunResult:
+    """Entry point in the solver process (must be a picklable module-level function)."""
+
+    async def pipeline() -> RunResult:
+        settings = Settings(**settings_values)
+        engine = create_engine(settings.model_copy(update={"db_pool_size": 2}))
+        try:
+            return await execute_claimed_round(create_sessionmaker(engine), settings, claim, _solve_inline)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(pipeline())
 
 
 def _warm_up() -> bool:
-    """Runs in a fresh worker process: pay the import of the engine (numpy, OR-Tools) up front."""
+    """Runs in a fresh solver process: pay the imports (numpy, OR-Tools, SQLAlchemy) up front."""
+    import app.rounds  # noqa: F401
     import matching as _  # noqa: F401
 
     return True
@@ -55,6 +149,10 @@ def _warm_up() -> bool:
 
 def _default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The runner: claims, heartbeats, the loop
 
 
 class RoundRunner:
@@ -73,10 +171,8 @@ class RoundRunner:
         self._stop: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
-    # -- one cycle ------------------------------------------------------------------------
-
     async def run_once(self) -> RunResult | None:
-        """Claim one round, solve and store it. None when nothing was claimable."""
+        """Claim one round, then load, solve and store it. None when nothing was claimable."""
         claim = await self.claim()
         return await self.process(claim) if claim is not None else None
 
@@ -90,41 +186,29 @@ class RoundRunner:
             )
 
     async def process(self, claim: Claim) -> RunResult:
+        """Run a claimed round while a heartbeat keeps its lease."""
         keeper = asyncio.create_task(self._keep_lease(claim))
-        timings: dict[str, float] = {}
+        started = time.perf_counter()
         try:
-            started = time.perf_counter()
-            built = await self._load(claim)
-            timings["load_seconds"] = round(time.perf_counter() - started, 4)
-
-            started = time.perf_counter()
-            try:
-                solution = await self._solve(built)
-            except BrokenProcessPool:
-                # The worker process died (e.g. out of memory): this attempt is over; retry it
-                # through the lease like any crashed runner, up to runner_max_attempts.
-                self._discard_pool()
-                log.error("solver process died on round %s (attempt %s)", claim.round_id, claim.attempt)
-                await self._expire_now(claim)
-                return RunResult(claim.round_id, "lease_lost", timings)
-            except ValueError as exc:  # the engine's word for a problem it cannot solve as asked
-                return await self._fail(claim, problem_details("invalid-round", "Round cannot be solved", 422, str(exc)), timings)
-            except Exception as exc:
-                log.exception("solver failed on round %s", claim.round_id)
-                detail = f"{type(exc).__name__}: {exc}"[:500]
-                return await self._fail(claim, problem_details("solver-error", "Solver error", 500, detail), timings)
-            timings["solve_seconds"] = round(time.perf_counter() - started, 4)
-
-            started = time.perf_counter()
-            stored = await self._store(claim, built, solution, timings)
-            timings["store_seconds"] = round(time.perf_counter() - started, 4)
-            if not stored:
-                log.warning("round %s: lease lost before storing; results dropped", claim.round_id)
-                return RunResult(claim.round_id, "lease_lost", timings)
-            log.info("round %s completed: %s", claim.round_id, timings)
-            return RunResult(claim.round_id, "completed", timings)
+            if self.settings.runner_executor == "process":
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(
+                    self.pool(), run_claimed_round_in_worker, self.settings.model_dump(), claim
+                )
+            else:
+                result = await execute_claimed_round(
+                    self.sessionmaker, self.settings, claim, lambda problem: asyncio.to_thread(matching.solve, problem)
+                )
+        except BrokenProcessPool:
+            # The solver process died (e.g. out of memory): this attempt is over; it is retried
+            # through the lease like any crashed runner, up to runner_max_attempts.
+            self._discard_pool()
+            log.error("solver process died on round %s (attempt %s)", claim.round_id, claim.attempt)
+            await self._expire_now(claim)
+            return RunResult(claim.round_id, "lease_lost")
         except asyncio.CancelledError:
             # Shutting down: hand the round back instead of waiting for the lease to expire.
+            # A solver process still working on it finds the round gone when it stores.
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._release(claim))
             raise
@@ -132,47 +216,21 @@ class RoundRunner:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
-
-    # -- phases -----------------------------------------------------------------------------
-
-    async def _load(self, claim: Claim) -> BuiltProblem:
-        async with session_scope(self.sessionmaker, write=False) as session:
-            if session.bind.dialect.name == "postgresql":
-                # One snapshot for all the reads that make up the problem.
-                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            round_row = await session.get(Round, claim.round_id)
-            assert round_row is not None
-            return await build_round_problem(session, round_row, self.settings.round_time_limit_seconds)
-
-    async def _solve(self, built: BuiltProblem) -> Any:
-        if self.settings.runner_executor == "thread":
-            return await asyncio.to_thread(matching.solve, built.problem)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool(), matching.solve, built.problem)
-
-    async def _store(self, claim: Claim, built: BuiltProblem, solution: Any, timings: dict[str, float]) -> bool:
-        try:
-            async with session_scope(self.sessionmaker) as session:
-                if not await store_results(session, claim, built, solution, dict(timings)):
-                    raise _LeaseLost
-        except _LeaseLost:
-            return False
-        return True
-
-    async def _fail(self, claim: Claim, error: dict[str, Any], timings: dict[str, float]) -> RunResult:
-        async with session_scope(self.sessionmaker) as session:
-            stored = await store_failure(session, claim, error)
-        return RunResult(claim.round_id, "failed" if stored else "lease_lost", timings)
+        if result.outcome in ("completed", "failed"):
+            observe_round_finished(
+                result.outcome,
+                time.perf_counter() - started,
+                solver_seconds=result.solver_seconds,
+                solver_status=result.solver_status,
+            )
+        log.info("round %s %s: %s", claim.round_id, result.outcome, result.timings)
+        return result
 
     async def _release(self, claim: Claim) -> None:
         async with session_scope(self.sessionmaker) as session:
             await release_round(session, claim)
 
     async def _expire_now(self, claim: Claim) -> None:
-        from sqlalchemy import update
-
-        from app.models.base import utcnow
-
         async with session_scope(self.sessionmaker) as session:
             await session.execute(
                 update(Round)
@@ -194,7 +252,7 @@ class RoundRunner:
 
     # -- the solver process -----------------------------------------------------------------
 
-    def pool(self) -> Executor:
+    def pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
             self._pool.submit(_warm_up)
@@ -206,7 +264,7 @@ class RoundRunner:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
-        """Stop the solver process now; a round it was solving is re-claimed after its lease."""
+        """Stop the solver process now; a round it was running is re-claimed after its lease."""
         pool, self._pool = self._pool, None
         if pool is None:
             return
@@ -255,15 +313,11 @@ class RoundRunner:
     async def stop(self, timeout: float = 10.0) -> None:
         if self._task is not None and self._stop is not None:
             self._stop.set()
-            self._task.cancel()  # a round being solved is handed back to the queue
+            self._task.cancel()  # a round in progress is handed back to the queue
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._task, timeout)
             self._task = None
         self.close()
-
-
-class _LeaseLost(Exception):
-    """Rolls back a store whose fenced status change touched no row."""
 
 
 async def run_worker(settings: Settings, stop_event: asyncio.Event) -> None:

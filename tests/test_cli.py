@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from app.cli import app as cli
 from app.migrations import head_revision
+from tests.api.webhook_receiver import receiver_factory  # noqa: F401  (a fixture)
 
 runner = CliRunner()
 KIZUNA = Path(sys.executable).with_name("kizuna")
@@ -180,3 +181,51 @@ def test_serve_migrates_then_serves_and_logs_json_lines(cli_env: dict[str, str])
     assert access and access[0]["route"] == "/readyz" and access[0]["status"] == 200
     assert any(e["logger"].startswith("alembic") for e in entries)  # migrated before serving
     assert any(e["logger"].startswith("uvicorn") for e in entries)  # uvicorn's own lines are JSON too
+
+
+@pytest.mark.slow
+async def test_worker_runs_rounds_and_delivers_webhooks_until_sigterm(
+    cli_env: dict[str, str], receiver_factory  # type: ignore[no-untyped-def]
+) -> None:
+    """A queued round and a registered webhook; `kizuna worker` in its own process solves
+    the round, sends the signed webhook to a local receiver, and exits cleanly on SIGTERM."""
+    from standardwebhooks.webhooks import Webhook
+
+    from app.main import create_app
+    from app.migrations import upgrade
+    from app.settings import Settings
+    from tests.api.rounds_support import setup_program, trigger
+    from tests.conftest import ADMIN_SECRET, bearer
+
+    receiver = await receiver_factory(204)
+    url = cli_env["KIZUNA_DATABASE_URL"]
+    upgrade(Settings(database_url=url).database_url)
+    settings = Settings(
+        database_url=url, bootstrap_admin_key=ADMIN_SECRET, runner="off", webhook_allow_private=True
+    )
+    admin = bearer(ADMIN_SECRET)
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kizuna.test") as http:
+            hris = bearer((await http.post("/v1/api-keys", json={"name": "h", "role": "hris"}, headers=admin)).json()["secret"])
+            hook = await http.post("/v1/webhooks", json={"url": receiver.url, "events": ["round.completed"]}, headers=admin)
+            program_id = await setup_program(http, admin, hris)
+            round_id = (await trigger(http, admin, program_id)).json()["id"]
+
+            env = {**os.environ, **cli_env, "KIZUNA_WEBHOOK_ALLOW_PRIVATE": "true", "KIZUNA_RUNNER_EXECUTOR": "thread"}
+            worker = await asyncio.create_subprocess_exec(
+                str(KIZUNA), "worker", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            try:
+                await asyncio.wait_for(receiver.got_one.wait(), timeout=60)
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                stdout, stderr = await asyncio.wait_for(worker.communicate(), timeout=30)
+            assert worker.returncode == 0, stderr.decode()
+            status = (await http.get(f"/v1/rounds/{round_id}", headers=admin)).json()["status"]
+    assert status == "completed"
+    payload = Webhook(hook.json()["secret"]).verify(receiver.requests[0].body, receiver.requests[0].headers)
+    assert payload["data"]["round_id"] == round_id
+    lines = [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
+    assert any(line["logger"] == "kizuna.webhooks" and line.get("outcome") == "delivered" for line in lines)

@@ -208,3 +208,27 @@ async def test_metrics_token_when_configured(app_client_factory) -> None:  # typ
     assert denied.headers["content-type"] == "application/problem+json"
     assert (await http.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
     await scrape(http, Authorization="Bearer scrape-me-0123456789")
+
+
+async def test_round_metrics_move_when_a_round_runs(client: httpx.AsyncClient, admin, hris, runner) -> None:  # type: ignore[no-untyped-def]
+    from tests.api.rounds_support import setup_program, trigger
+
+    before = await scrape(client)
+    program_id = await setup_program(client, admin, hris)
+    assert (await trigger(client, admin, program_id)).status_code == 202
+    result = await runner.run_once()
+    assert result is not None and result.outcome == "completed"
+    client_app = client._transport.app  # type: ignore[attr-defined]
+    client_app.state.database_gauges.ttl_seconds = 0  # read the database again on this scrape
+    after = await scrape(client)
+
+    def delta(name: str, **labels: str) -> float:
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    assert delta("kizuna_rounds_finished_total", outcome="completed") == 1
+    assert delta("kizuna_round_duration_seconds_count", outcome="completed") == 1
+    assert delta("kizuna_round_duration_seconds_sum", outcome="completed") > 0
+    assert delta("kizuna_solver_seconds_count", solver_status="optimal") == 1
+    assert sample(after, "kizuna_rounds", status="completed") == 1
+    assert sample(after, "kizuna_rounds", status="queued") == 0
+    assert sample(after, "kizuna_people", state="active") == 9  # the sample organisation, minus inactive hana
