@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -532,6 +533,7 @@ async def store_results(
     fenced on the lease token: if it touches no row, nothing else is written and False is
     returned (the caller rolls back). On PostgreSQL the UPDATE also row-locks the round, so a
     runner re-claiming it concurrently skips it and then finds it completed."""
+    started = time.perf_counter()
     result = await session.execute(
         update(Round)
         .where(_fenced(claim))
@@ -539,7 +541,7 @@ async def store_results(
             status="completed",
             stats=_stats(solution),
             solver=asdict(solution.solver),
-            timings={**timings, **{f"solver_{k}": float(v) for k, v in solution.timings.items()}},
+            timings=timings,
             finished_at=utcnow(),
             lease_owner=None,
             lease_token=None,
@@ -548,6 +550,7 @@ async def store_results(
     )
     if result.rowcount != 1:
         return False
+    timings = {**timings, **{f"solver_{k}": round(float(v), 4) for k, v in solution.timings.items()}}
     ids = built.person_ids
     match_rows = [
         {
@@ -577,5 +580,7 @@ async def store_results(
         for start in range(0, len(rows), STORE_CHUNK):
             await session.execute(insert(table), rows[start : start + STORE_CHUNK])
             await asyncio.sleep(0)  # let requests in between chunks
+    timings = {**timings, "store_seconds": round(time.perf_counter() - started, 4)}
+    await session.execute(update(Round).where(Round.id == claim.round_id).values(timings=timings))
     await emit(session, "round.completed", claim.round_id, claim.program_id)
     return True
