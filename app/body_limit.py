@@ -34,18 +34,27 @@ class BodyLimitMiddleware:
 
         received = 0
         response_started = False
+        exceeded = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal response_started
+            if exceeded:
+                # FastAPI turns an exception raised while it reads the body into its own 400
+                # ("error parsing the body"); answer the truth instead and drop that response.
+                if message["type"] == "http.response.start" and not response_started:
+                    response_started = True
+                    await self._reject(scope, send)
+                return
             if message["type"] == "http.response.start":
                 response_started = True
             await send(message)
