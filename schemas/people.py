@@ -26,7 +26,13 @@ MAX_BATCH = 1000
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SPACES = re.compile(r"\s+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0/C1 controls; line and paragraph separators (a line break inside a one-line field);
+# bidirectional embeddings, overrides and isolates (they make "Ana\u202egnp.exe" render as
+# "Anaexe.png" in HR tools: a spoofing vector); non-characters. Zero-width joiners stay
+# allowed: emoji sequences and Indic and Persian scripts need them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufdd0-\ufdef\ufffe\uffff]")
+# Characters that take no space: a value made only of them (and spaces) is blank.
+_INVISIBLE = re.compile(r"[\s\u200b-\u200d\u2060\ufeff]")
 
 
 @lru_cache(maxsize=1)
@@ -52,7 +58,9 @@ def _valid_email(value: str | None) -> str | None:
 
 def _no_control_characters(value: str | None) -> str | None:
     if value is not None and _CONTROL.search(value):
-        raise ValueError("control characters are not allowed")
+        raise ValueError("control, line-separator, bidirectional-override and non-characters are not allowed")
+    if value is not None and not _INVISIBLE.sub("", value):
+        raise ValueError("must contain a visible character")
     return value
 
 
