@@ -392,6 +392,73 @@ async def run_worker_process(settings: Settings, stop: asyncio.Event | None = No
             raise task.exception()  # type: ignore[misc]
 
 
+# --- demo --------------------------------------------------------------------------------
+
+
+class Relationship(str, Enum):
+    traditional = "traditional"
+    reverse = "reverse"
+    peer = "peer"
+
+
+@app.command()
+def demo(
+    mentees: Annotated[int, typer.Option(min=1, max=100_000, help="Mentees in the synthetic organisation.")] = 300,
+    mentors: Annotated[int, typer.Option(min=1, max=100_000, help="Mentors (capacity 1–3 each).")] = 120,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same organisation.")] = 7,
+    relationship: Annotated[
+        Relationship, typer.Option(help="The program's kind of mentoring.")
+    ] = Relationship.traditional,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="KIZUNA_DEMO_URL",
+            help="Base URL of a running service (e.g. http://127.0.0.1:8000). Without it the app runs in this process on a temporary database.",
+        ),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(envvar="KIZUNA_DEMO_KEY", help="Admin API key for --url (e.g. from `kizuna keys create --role admin`)."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="People and enrolments per batch request.")] = 500,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the round to finish.")] = 300.0,
+    publish: Annotated[bool, typer.Option("--publish", help="Publish the round at the end (pairings become visible).")] = False,
+) -> None:
+    """Push a realistic synthetic organisation through the HTTP API, run a matching round and
+    print a summary: coverage, mean score, cross-functional share, mean shared hours, top
+    reasons, and who was left unmatched and why.
+
+    Example: kizuna demo --mentees 2000 --mentors 800
+    """
+    from app.demo import DemoError, DemoOptions, in_process_client, remote_client, run_demo, summary
+
+    if url and not key:
+        raise fail("--url needs --key (an admin API key)", 2)
+    options = DemoOptions(
+        mentees=mentees, mentors=mentors, seed=seed, relationship=relationship.value,
+        batch_size=batch_size, timeout_seconds=timeout, publish=publish,
+    )  # fmt: skip
+
+    async def go():  # type: ignore[no-untyped-def]
+        client = remote_client(url, key) if url else in_process_client()  # type: ignore[arg-type]
+        async with client as http:
+            return await run_demo(http, options, progress=lambda line: typer.echo(line, err=True))
+
+    try:
+        result = asyncio.run(go())
+    except DemoError as exc:
+        raise fail(str(exc)) from exc
+    except httpx_errors() as exc:
+        raise fail(f"cannot reach {url}: {exc}") from exc
+    typer.echo(summary(result))
+
+
+def httpx_errors() -> tuple[type[Exception], ...]:
+    import httpx
+
+    return (httpx.TransportError,)
+
+
 def main() -> None:
     app(prog_name="kizuna")
 

@@ -36,7 +36,7 @@ def invoke(args: list[str], env: dict[str, str]):  # type: ignore[no-untyped-def
     return runner.invoke(cli, args, env=env, catch_exceptions=False)
 
 
-COMMANDS = [["serve"], ["worker"], ["migrate"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"]]
+COMMANDS = [["serve"], ["worker"], ["migrate"], ["demo"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"]]
 
 
 def _click_command(path: list[str]) -> click.Command:
@@ -170,6 +170,12 @@ def test_serve_migrates_then_serves_and_logs_json_lines(cli_env: dict[str, str])
         ready = httpx.get(f"{base}/readyz", headers={"X-Request-ID": "cli-serve-1"})
         assert ready.status_code == 200 and ready.json()["schema_revision"] == head_revision()
         assert ready.headers["x-request-id"] == "cli-serve-1"
+
+        # The documented quickstart: an admin key from the CLI, then the demo against the server.
+        key = invoke(["keys", "create", "--role", "admin", "--name", "demo"], cli_env).stdout.strip()
+        demo = invoke(["demo", "--url", base, "--key", key, "--mentees", "40", "--mentors", "16", "--publish"], cli_env)
+        assert demo.exit_code == 0, demo.output
+        assert "Round 1 — published" in demo.stdout and "coverage" in demo.stdout
     finally:
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=30)
@@ -229,3 +235,35 @@ async def test_worker_runs_rounds_and_delivers_webhooks_until_sigterm(
     assert payload["data"]["round_id"] == round_id
     lines = [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
     assert any(line["logger"] == "kizuna.webhooks" and line.get("outcome") == "delivered" for line in lines)
+
+
+def test_demo_in_process_prints_the_summary() -> None:
+    result = runner.invoke(cli, ["demo", "--mentees", "60", "--mentors", "25", "--seed", "3"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "Round 1 — completed (traditional, coverage_first)" in out
+    for label in ("coverage", "mean score", "cross-functional share", "mean shared hours", "Top reasons", "Left unmatched"):
+        assert label in out, label
+    matched = int(next(line for line in out.splitlines() if "matched mentees" in line).split()[-1])
+    coverage = float(next(line for line in out.splitlines() if line.strip().startswith("coverage")).split()[-1][:-1])
+    assert 0 < matched <= 60 and abs(coverage - 100 * matched / 60) < 0.1
+    assert "pushed 85 people" in result.stderr  # progress goes to stderr, the summary to stdout
+
+
+def test_demo_needs_a_key_for_a_remote_service() -> None:
+    result = runner.invoke(cli, ["demo", "--url", "http://127.0.0.1:9"])
+    assert result.exit_code == 2 and "--key" in result.output
+
+
+def test_demo_explains_an_unreachable_service() -> None:
+    port = _free_port()
+    result = runner.invoke(cli, ["demo", "--url", f"http://127.0.0.1:{port}", "--key", "kz_x", "--mentees", "5", "--mentors", "2"])
+    assert result.exit_code == 1 and "cannot reach" in result.output
+
+
+def test_reason_kinds_group_reasons_by_their_wording() -> None:
+    from app.demo import reason_kind
+
+    assert reason_kind("4.0 h of shared working hours (mentor 09:00–17:00 Europe/Berlin, mentee …)") == "N h of shared working hours"
+    assert reason_kind("cross-functional: Engineering → Sales") == "cross-functional"
+    assert reason_kind("mentor is 1 level senior") == reason_kind("mentor is 3 levels senior")
