@@ -77,11 +77,58 @@ def top_k_per_row(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, n
     return r, kept[r, j], np.maximum(threshold, -1)
 
 
-def build_candidates(enc: Encoded, top_k: int | None = DEFAULT_TOP_K) -> Candidates:
+class MentorSideTop:
+    """Running top ``k`` mentees per mentor across blocks.
+
+    Mentee-side top-k alone concentrates on popular mentors and loses coverage (less popular
+    mentors end up with no arcs); keeping each mentor's best mentees too restores it. Entries
+    at or below a mentor's current k-th best are skipped, so the buffer stays small.
+    """
+
+    def __init__(self, n_mentors: int, k: int) -> None:
+        self.k = k
+        self.floor = np.full(n_mentors, -1, np.int64)
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.buffered = 0
+
+    def add(self, rows: np.ndarray, cols: np.ndarray, points: np.ndarray) -> None:
+        r, c = np.nonzero(points > self.floor[cols][None, :])
+        if r.size == 0:
+            return
+        self.parts.append((rows[r], cols[c], points[r, c].astype(np.int64)))
+        self.buffered += r.size
+        if self.buffered > 4 * BLOCK_PAIRS:
+            self._compact()
+
+    def _compact(self) -> None:
+        if not self.parts:
+            return
+        e = np.concatenate([p[0] for p in self.parts]).astype(np.int64)
+        m = np.concatenate([p[1] for p in self.parts]).astype(np.int64)
+        p = np.concatenate([p[2] for p in self.parts])
+        order = np.lexsort((e, -p, m))
+        e, m, p = e[order], m[order], p[order]
+        starts = np.flatnonzero(np.r_[True, m[1:] != m[:-1]])
+        rank = np.arange(m.size) - np.repeat(starts, np.diff(np.r_[starts, m.size]))
+        keep = rank < self.k
+        full = rank == self.k - 1
+        self.floor[m[full]] = p[full]
+        self.parts = [(e[keep], m[keep], p[keep])]
+        self.buffered = int(keep.sum())
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self._compact()
+        if not self.parts:
+            return (np.zeros(0, np.int64),) * 3
+        return self.parts[0]
+
+
+def build_candidates(enc: Encoded, top_k: int | None = DEFAULT_TOP_K, mentor_k: int | None = None) -> Candidates:
     evaluator = BlockEvaluator(enc)
     threshold = np.full(enc.n_mentees, -1, np.int64)
     eligible = np.zeros(enc.n_mentees, np.int64)
     parts_e, parts_m, parts_p = [], [], []
+    mentor_side = MentorSideTop(enc.n_mentors, mentor_k or top_k) if top_k is not None else None
     for rows, cols in level_blocks(enc):
         points, _ = evaluator.evaluate(rows, cols)
         eligible[rows] = (points >= 0).sum(axis=1)
@@ -90,9 +137,15 @@ def build_candidates(enc: Encoded, top_k: int | None = DEFAULT_TOP_K) -> Candida
         else:
             r, c, thr = top_k_per_row(points, top_k)
             threshold[rows] = thr
+            mentor_side.add(rows, cols, points)
         parts_e.append(rows[r])
         parts_m.append(cols[c])
         parts_p.append(points[r, c])
+    if mentor_side is not None:
+        e, m, p = mentor_side.result()
+        parts_e.append(e)
+        parts_m.append(m)
+        parts_p.append(p)
     return _sorted_candidates(enc, parts_e, parts_m, parts_p, threshold, eligible)
 
 
@@ -103,8 +156,8 @@ def _sorted_candidates(enc, parts_e, parts_m, parts_p, threshold, eligible) -> C
         points = np.concatenate(parts_p).astype(np.int64)
     else:
         mentee = mentor = points = np.zeros(0, np.int64)
-    order = np.argsort(mentee * enc.n_mentors + mentor, kind="stable")
-    return Candidates(mentee[order], mentor[order], points[order], threshold, eligible)
+    keys, first = np.unique(mentee * enc.n_mentors + mentor, return_index=True)  # sorted, no duplicates
+    return Candidates(mentee[first], mentor[first], points[first], threshold, eligible)
 
 
 def full_rows(enc: Encoded, evaluator: BlockEvaluator, rows: np.ndarray, with_codes: bool = False):
@@ -124,3 +177,22 @@ def merge(enc: Encoded, cands: Candidates, mentee: np.ndarray, mentor: np.ndarra
         cands.threshold,
         cands.eligible,
     )
+
+
+def present_mask(cands: Candidates, rows: np.ndarray, cols: np.ndarray, n_mentors: int) -> np.ndarray:
+    """Boolean (rows x cols): which pairs of the block are already candidate arcs."""
+    start = np.searchsorted(cands.mentee, rows, "left")
+    stop = np.searchsorted(cands.mentee, rows, "right")
+    counts = stop - start
+    total = int(counts.sum())
+    mask = np.zeros((rows.size, cols.size), bool)
+    if total == 0:
+        return mask
+    arcs = np.repeat(start - (np.cumsum(counts) - counts), counts) + np.arange(total)
+    row_pos = np.repeat(np.arange(rows.size), counts)
+    col_of = np.full(n_mentors, -1, np.int64)
+    col_of[cols] = np.arange(cols.size)
+    c = col_of[cands.mentor[arcs]]
+    hit = c >= 0
+    mask[row_pos[hit], c[hit]] = True
+    return mask

@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from . import candidates as cand_mod
-from .candidates import Candidates, build_candidates, full_rows, merge
+from .candidates import Candidates, build_candidates, full_rows, merge, present_mask
 from .check import PairJudge, check
 from .encode import Encoded, encode
 from .explain import (
@@ -31,6 +31,7 @@ from .rules import BlockEvaluator
 from .scoring import SCORE_SCALE
 
 MAX_CERTIFY_ROUNDS = 50
+_DEBUG = bool(__import__('os').environ.get('KIZUNA_DEBUG'))
 
 
 class _Clock:
@@ -84,23 +85,24 @@ def _certified_flow(enc, cands, active, capacity, floors, clock, t):
             return cands, network, result, t
         certificate = Certificate.of(network, result)
         e_nodes = network.mentee_node(np.arange(enc.n_mentees))
-        m_nodes = network.mentor_node(enc, np.arange(enc.n_mentors))
+        m_nodes = network.mentor_node(np.arange(enc.n_mentors))
         usable = enc.mentors.capacity > 0
         best_mentor_potential = int(certificate.potential[m_nodes[usable]].max(initial=0))
         # Cheap screen: the best pruned pair of a mentee cannot have negative reduced cost,
         # and the mentee is outside the source side of the min cut -> nothing to re-check.
         cost_floor = SCORE_SCALE - cands.threshold + certificate.potential[e_nodes] - best_mentor_potential
         suspicious = check_rows[(cost_floor[check_rows] < 0) | certificate.reachable[e_nodes[check_rows]]]
+        if _DEBUG:
+            print("certify: rows", check_rows.size, "cost-suspicious", int((cost_floor[check_rows] < 0).sum()),
+                  "reachable", int(certificate.reachable[e_nodes[check_rows]].sum()), "maxflow", result.maximum_flow)
         if suspicious.size == 0:
             return cands, network, result, t
         evaluator = evaluator or BlockEvaluator(enc)
         add_e, add_m, add_p = [], [], []
         new_threshold = cands.threshold.copy()
         new_threshold[suspicious] = -1
-        present = cands.mentee * enc.n_mentors + cands.mentor
         for rows, cols, points, _ in full_rows(enc, evaluator, suspicious):
-            keys = rows[:, None].astype(np.int64) * enc.n_mentors + cols[None, :]
-            pruned = (points >= 0) & ~np.isin(keys, present)
+            pruned = (points >= 0) & ~present_mask(cands, rows, cols, enc.n_mentors)
             r, c = np.nonzero(pruned)
             p = points[r, c].astype(np.int64)
             improves = certificate.arc_improves(e_nodes[rows[r]], m_nodes[cols[c]], SCORE_SCALE - p)
@@ -112,6 +114,8 @@ def _certified_flow(enc, cands, active, capacity, floors, clock, t):
         cands.threshold = new_threshold
         t = clock.add("pruning", t)
         added = sum(a.size for a in add_e)
+        if _DEBUG:
+            print("certify: added", added)
         if added == 0:
             return cands, network, result, t
         cands = merge(enc, cands, np.concatenate(add_e), np.concatenate(add_m), np.concatenate(add_p))

@@ -54,12 +54,13 @@ class Network:
     n_nodes: int
     n_pairs: int  # the first n_pairs arcs are the candidate pairs, in candidate order
     flow_bound: int  # supply pushed from the source
+    n_mentees: int
 
     def mentee_node(self, e):
         return 2 + np.asarray(e)
 
-    def mentor_node(self, enc: Encoded, m):
-        return 2 + enc.n_mentees + np.asarray(m)
+    def mentor_node(self, m):
+        return 2 + self.n_mentees + np.asarray(m)
 
 
 @dataclass
@@ -90,23 +91,51 @@ def build_network(
     active_mentee: np.ndarray,
     mentor_capacity: np.ndarray,
     floors: dict[int, int] | None,
-    pair_bonus: np.ndarray | None = None,
 ) -> Network:
-    """``pair_bonus`` (optional, int64 per candidate) is subtracted from pair costs (Lagrangian)."""
     program = enc.problem.program
-    n_e, n_m = enc.n_mentees, enc.n_mentors
-    coverage = program.objective == "coverage_first"
+    return build_network_arrays(
+        n_mentees=enc.n_mentees,
+        n_mentors=enc.n_mentors,
+        mentee=cands.mentee,
+        mentor=cands.mentor,
+        points=cands.points,
+        active_mentee=active_mentee,
+        mentor_capacity=mentor_capacity,
+        coverage_first=program.objective == "coverage_first",
+        priority=enc.mentee_priority,
+        department=enc.mentees.department,
+        floors=floors,
+    )
+
+
+def build_network_arrays(
+    *,
+    n_mentees: int,
+    n_mentors: int,
+    mentee: np.ndarray,
+    mentor: np.ndarray,
+    points: np.ndarray,
+    active_mentee: np.ndarray,
+    mentor_capacity: np.ndarray,
+    coverage_first: bool,
+    priority: np.ndarray | None = None,
+    department: np.ndarray | None = None,
+    floors: dict[int, int] | None = None,
+) -> Network:
+    """The network for arbitrary pair arrays (``points`` 0..1000 per pair)."""
+    n_e, n_m = n_mentees, n_mentors
+    coverage = coverage_first
     active_idx = np.flatnonzero(active_mentee)
     max_pairs = int(min(active_idx.size, int(mentor_capacity.sum())))
-    keep = active_mentee[cands.mentee]
-    pair_tail = 2 + cands.mentee
-    pair_head = 2 + n_e + cands.mentor
-    pair_cost = SCORE_SCALE - cands.points
-    if pair_bonus is not None:
-        pair_cost = pair_cost - pair_bonus
+    keep = active_mentee[mentee]
+    pair_tail = 2 + mentee
+    pair_head = 2 + n_e + mentor
+    pair_cost = SCORE_SCALE - points
     pair_cap = keep.astype(np.int64)
 
-    priority = np.minimum(enc.mentee_priority, PRIORITY_CAP) if coverage else np.zeros(n_e, np.int64)
+    if priority is None or not coverage:
+        priority = np.zeros(n_e, np.int64)
+    priority = np.minimum(priority, PRIORITY_CAP)
     # Any two solutions with the same number of pairs differ by less than `spread` in pair cost.
     spread = int(np.abs(pair_cost).max(initial=0)) * max_pairs + 1
     priority_unit = spread if priority.any() else 0
@@ -125,7 +154,7 @@ def build_network(
         dept_codes = sorted(floors)
         dept_node = {d: n_nodes + k for k, d in enumerate(dept_codes)}
         n_nodes += len(dept_codes)
-        dept_of = enc.mentees.department[active_idx]
+        dept_of = department[active_idx]
         tails.append(np.array([dept_node[int(d)] for d in dept_of], np.int64))
     heads.append(2 + active_idx)
     caps.append(np.ones(active_idx.size, np.int64))
@@ -153,8 +182,9 @@ def build_network(
         capacity=np.concatenate(caps).astype(np.int64),
         cost=np.concatenate(costs).astype(np.int64),
         n_nodes=n_nodes,
-        n_pairs=int(cands.mentee.size),
+        n_pairs=int(mentee.size),
         flow_bound=int(active_idx.size),
+        n_mentees=n_e,
     )
     largest = int(np.abs(network.cost).max(initial=0))
     if largest * (network.n_nodes + 1) * 4 >= _INT_LIMIT:
