@@ -11,6 +11,7 @@ import asyncio
 import signal
 from contextlib import contextmanager
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -33,6 +34,8 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
+    # A traceback's local variables would include database URLs with passwords, and API keys.
+    pretty_exceptions_show_locals=False,
 )
 keys_app = typer.Typer(
     help=(
@@ -41,6 +44,7 @@ keys_app = typer.Typer(
     ),
     no_args_is_help=True,
     rich_markup_mode=None,
+    pretty_exceptions_show_locals=False,
 )
 app.add_typer(keys_app, name="keys")
 
@@ -56,7 +60,20 @@ class KeyRole(str, Enum):
 
 def load_settings() -> Settings:
     """Fresh settings from the environment (not the cached ones: tests change the environment)."""
-    return Settings()
+    settings = Settings()
+    ensure_sqlite_directory(settings.database_url)
+    return settings
+
+
+def ensure_sqlite_directory(database_url: str) -> None:
+    """A fresh clone has no ./data yet: create the SQLite file's directory before anything
+    (Alembic included) opens the database."""
+    from sqlalchemy.engine import make_url
+
+    if database_url.startswith("sqlite"):
+        database = make_url(database_url).database
+        if database and database != ":memory:":
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

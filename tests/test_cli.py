@@ -29,7 +29,8 @@ KIZUNA = Path(sys.executable).with_name("kizuna")
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
     """A fresh SQLite database for the command to work on (never the shared test database)."""
-    return {"KIZUNA_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "KIZUNA_LOG_FORMAT": "json"}
+    # A directory that does not exist yet, as in a fresh clone (./data).
+    return {"KIZUNA_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'cli.db'}", "KIZUNA_LOG_FORMAT": "json"}
 
 
 def invoke(args: list[str], env: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -198,14 +199,13 @@ async def test_worker_runs_rounds_and_delivers_webhooks_until_sigterm(
     from standardwebhooks.webhooks import Webhook
 
     from app.main import create_app
-    from app.migrations import upgrade
     from app.settings import Settings
     from tests.api.rounds_support import setup_program, trigger
     from tests.conftest import ADMIN_SECRET, bearer
 
     receiver = await receiver_factory(204)
     url = cli_env["KIZUNA_DATABASE_URL"]
-    upgrade(Settings(database_url=url).database_url)
+    assert invoke(["migrate"], cli_env).exit_code == 0
     settings = Settings(
         database_url=url, bootstrap_admin_key=ADMIN_SECRET, runner="off", webhook_allow_private=True
     )
