@@ -137,37 +137,36 @@ class PairExplainer:
 # --- unmatched ------------------------------------------------------------------------------
 
 
-def _rule_phrase(label: str, problem: Problem, other: str) -> str:
+def _rule_phrase(label: str, problem: Problem, plural: bool) -> str:
+    """Verb phrase for "N mentors ..." (plural) or "1 mentor ..." (singular)."""
     rules = problem.program.rules
-    relationship = problem.program.relationship
+    are, share, were, have, score = ("are", "share", "were", "have", "score") if plural else ("is", "shares", "was", "has", "scores")
     if label == RULE_LEVEL_GAP:
-        if relationship == "peer":
-            return "are more than 1 level apart"
-        senior = "mentor" if relationship == "traditional" else "mentee"
-        return f"are outside the level gap ({senior} {rules.level_gap_min}–{rules.level_gap_max} levels senior)"
+        if problem.program.relationship == "peer":
+            return f"{are} more than 1 level apart"
+        senior = "mentor" if problem.program.relationship == "traditional" else "mentee"
+        return f"{are} outside the level gap ({senior} {rules.level_gap_min}–{rules.level_gap_max} levels senior)"
     return {
-        RULE_SELF: "are the same person",
-        RULE_MANAGEMENT_CHAIN: "are in the same management chain",
-        RULE_MIN_OVERLAP: f"share fewer than {rules.min_overlap_hours:g} working hours",
-        RULE_COMMON_LANGUAGE: "share no language",
-        RULE_CROSS_FUNCTIONAL: "are in the same (or an unknown) department",
-        RULE_BLOCKED: "are blocked",
-        RULE_REPEAT_PAIR: "were paired in an earlier round",
-        RULE_MIN_SCORE: f"score below the minimum of {rules.min_score:g}",
-        RULE_CAPACITY: "have no capacity this round",
+        RULE_SELF: f"{are} the same person",
+        RULE_MANAGEMENT_CHAIN: f"{are} in the same management chain",
+        RULE_MIN_OVERLAP: f"{share} fewer than {rules.min_overlap_hours:g} working hours",
+        RULE_COMMON_LANGUAGE: f"{share} no language",
+        RULE_CROSS_FUNCTIONAL: f"{are} in the same (or an unknown) department",
+        RULE_BLOCKED: f"{are} blocked",
+        RULE_REPEAT_PAIR: f"{were} paired in an earlier round",
+        RULE_MIN_SCORE: f"{score} below the minimum of {rules.min_score:g}",
+        RULE_CAPACITY: f"{have} no capacity this round",
     }[label]
 
 
 def rule_count_reasons(counts: dict[str, int], problem: Problem, other: str) -> list[str]:
+    """["412 mentors are outside the level gap (...)", "1 mentor shares no language", ...]."""
     out = []
     for label in RULE_ORDER:
         n = counts.get(label, 0)
         if n:
-            noun = other if n != 1 else other.rstrip("s")
-            verb = _rule_phrase(label, problem, other)
-            if n == 1:
-                verb = verb.replace("are ", "is ", 1).replace("share ", "shares ", 1).replace("were ", "was ", 1).replace("score ", "scores ", 1).replace("have ", "has ", 1)
-            out.append(f"{n} {noun} {verb}")
+            noun = other if n != 1 else other[:-1]
+            out.append(f"{n} {noun} {_rule_phrase(label, problem, n != 1)}")
     return out
 
 
