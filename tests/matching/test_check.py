@@ -1,0 +1,103 @@
+"""check() catches every violation type in a doctored solution."""
+
+from dataclasses import replace
+
+import pytest
+
+from matching import (
+    RULE_BLOCKED,
+    RULE_CAPACITY,
+    RULE_COMMON_LANGUAGE,
+    RULE_CROSS_FUNCTIONAL,
+    RULE_LEVEL_GAP,
+    RULE_MANAGEMENT_CHAIN,
+    RULE_MIN_OVERLAP,
+    RULE_MIN_SCORE,
+    RULE_PIN,
+    RULE_REPEAT_PAIR,
+    RULE_SELF,
+    Match,
+    check,
+    solve,
+)
+
+from .factory import person, problem
+
+
+def fake(mentor, mentee):
+    return Match(mentor_id=mentor, mentee_id=mentee, score=0.5, components={}, reasons=(), overlap_hours=0.0)
+
+
+def doctored(prob, *pairs):
+    sol = solve(prob)
+    return replace(sol, matches=tuple(fake(m, e) for m, e in pairs))
+
+
+BASE = [
+    person("m", level=8, dept="Sales"),
+    person("m2", level=8, dept="Sales"),
+    person("e", level=5),
+    person("e2", level=5),
+    person("e3", level=5),
+]
+ROLES = {"m": "mentor", "m2": "mentor", "e": "mentee", "e2": "mentee", "e3": "mentee"}
+
+
+def labels(prob, *pairs):
+    return sorted({v.label for v in check(prob, doctored(prob, *pairs))})
+
+
+def test_valid_solution_has_no_violation():
+    prob = problem(BASE, ROLES)
+    assert check(prob, solve(prob)) == []
+
+
+@pytest.mark.parametrize(
+    "people_patch, kw, expected",
+    [
+        ({"e": person("e", level=8)}, {}, RULE_LEVEL_GAP),
+        ({"e": person("e", level=5, manager="m")}, {}, RULE_MANAGEMENT_CHAIN),
+        ({"e": person("e", level=5, tz="Asia/Tokyo")}, {}, RULE_MIN_OVERLAP),
+        ({"e": person("e", level=5, languages=("ja",))}, {}, RULE_COMMON_LANGUAGE),
+        ({"e": person("e", level=5, dept="Sales")}, {"cross_functional": "require"}, RULE_CROSS_FUNCTIONAL),
+        ({}, {"blocks": (("m", "e"),)}, RULE_BLOCKED),
+        ({}, {"past_pairs": {("m", "e")}}, RULE_REPEAT_PAIR),
+        ({}, {"min_score": 0.99}, RULE_MIN_SCORE),
+    ],
+)
+def test_each_pair_rule(people_patch, kw, expected):
+    people = [people_patch.get(p.id, p) for p in BASE]
+    prob = problem(people, ROLES, **kw)
+    assert labels(prob, ("m", "e")) == [expected]
+
+
+def test_self_pair():
+    prob = problem([person("x", level=5)], {"x": "both"}, level_gap_min=0)
+    assert labels(prob, ("x", "x")) == [RULE_SELF]
+
+
+def test_capacity_excess_and_double_mentee():
+    prob = problem(BASE, ROLES, capacity={"m": 1})
+    found = check(prob, doctored(prob, ("m", "e"), ("m", "e2")))
+    assert [(v.label, v.mentor_id) for v in found] == [(RULE_CAPACITY, "m")]
+    found = check(prob, doctored(prob, ("m", "e"), ("m2", "e")))
+    assert [(v.label, v.mentee_id) for v in found] == [(RULE_CAPACITY, "e")]
+
+
+def test_role_not_enrolled():
+    prob = problem(BASE, ROLES)
+    found = check(prob, doctored(prob, ("e2", "e")))  # e2 is a mentee, not a mentor
+    assert RULE_CAPACITY in {v.label for v in found}
+
+
+def test_pin_not_honoured():
+    prob = problem(BASE, ROLES, pins=(("m", "e"),))
+    found = check(prob, doctored(prob, ("m2", "e")))
+    assert [v.label for v in found] == [RULE_PIN]
+
+
+def test_peer_person_in_two_pairs():
+    people = [person(x, level=5, dept=x) for x in "abc"]
+    prob = problem(people, {x: "both" for x in "abc"}, relationship="peer")
+    found = check(prob, doctored(prob, ("a", "b"), ("c", "a")))
+    assert [(v.label, v.mentee_id) for v in found] == [(RULE_CAPACITY, "a")]

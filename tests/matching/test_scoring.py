@@ -1,0 +1,64 @@
+"""Score formulas: hand values, bounds, and the vectorised block equal to the scalar reference."""
+
+import numpy as np
+import pytest
+
+from matching import Program, Rules, Weights
+from matching.check import PairJudge
+from matching.encode import encode
+from matching.rules import BlockEvaluator
+from matching.scoring import combine, seniority_fit, to_points
+
+from .factory import person, problem
+from .test_optimality import synthetic_problem
+
+
+@pytest.mark.parametrize("gap, expected", [(1, 0.4), (2, 0.8), (3, 0.8), (4, 0.4)])
+def test_seniority_default_bounds(gap, expected):
+    assert seniority_fit(5 + gap, 5, Program()) == pytest.approx(expected)
+
+
+def test_seniority_reverse_and_peer():
+    assert seniority_fit(3, 5, Program(relationship="reverse")) == pytest.approx(0.8)
+    assert seniority_fit(5, 5, Program(relationship="peer")) == 1.0
+    assert seniority_fit(6, 5, Program(relationship="peer")) == 0.5
+
+
+def test_weights_are_normalised_and_ignore_drops_cross_functional():
+    comps = {"goals": 1.0, "time_zone": 0.0, "seniority": 0.0, "cross_functional": 1.0}
+    assert combine(Program(weights=Weights(2, 0, 0, 2)), comps, False) == pytest.approx(1.0)
+    ignore = Program(weights=Weights(2, 0, 0, 2), rules=Rules(cross_functional="ignore"))
+    assert combine(ignore, {**comps, "goals": 0.5}, False) == pytest.approx(0.5)
+    assert combine(Program(weights=Weights(0, 0, 0, 0)), comps, True) == pytest.approx(0.1)
+    assert combine(Program(), {k: 1.0 for k in comps}, True) == 1.0  # capped
+
+
+@pytest.mark.parametrize("relationship", ["traditional", "reverse", "peer"])
+def test_vectorised_scores_equal_scalar_reference(relationship):
+    prob = synthetic_problem(150, 80, 11)
+    prob = prob.__class__(**{**{f: getattr(prob, f) for f in prob.__dataclass_fields__},
+                             "program": Program(relationship=relationship, rules=Rules(min_overlap_hours=0, level_gap_min=0,
+                                                                                        level_gap_max=19, require_common_language=False,
+                                                                                        exclude_management_chain=False))})
+    enc = encode(prob)
+    points, _ = BlockEvaluator(enc).evaluate(np.arange(enc.n_mentees), np.arange(enc.n_mentors))
+    judge = PairJudge(prob)
+    rng = np.random.default_rng(0)
+    for e, m in zip(rng.integers(0, enc.n_mentees, 300), rng.integers(0, enc.n_mentors, 300)):
+        if points[e, m] < 0:
+            continue  # removed (self, or the other orientation of a peer pair)
+        mentee, mentor = enc.mentees.ids[e], enc.mentors.ids[m]
+        score, comps, _ = judge.score(mentor, mentee)
+        assert all(0.0 <= v <= 1.0 for v in comps.values())
+        assert points[e, m] == to_points(score)
+
+
+def test_goal_fit_by_priority_and_proficiency():
+    prob = problem(
+        [person("m", level=8, skills={"a": 5, "b": 1}), person("e", level=5, goals={"a": 1, "b": 3, "c": 2})],
+        {"m": "mentor", "e": "mentee"},
+    )
+    _, comps, _ = PairJudge(prob).score("m", "e")
+    # (3*5 + 1*1 + 2*0) / (5 * (3 + 1 + 2)) = 16 / 30
+    assert comps["goals"] == pytest.approx(16 / 30)
+    assert to_points(0.4995) == 500 and to_points(0.4994) == 499
