@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import JSON, and_, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -70,24 +70,66 @@ class BuiltProblem:
 
 _PERSON_COLUMNS = (
     Person.id, Person.external_id, Person.level, Person.time_zone, Person.work_start, Person.work_end,
-    Person.department, Person.division, Person.manager_external_id, Person.languages, Person.skills,
-    Person.goals, Person.active, Person.erased_at,
+    Person.department, Person.division, Person.manager_external_id, Person.active, Person.erased_at,
 )  # fmt: skip
+_JSON_LISTS = (Person.languages, Person.skills, Person.goals, Enrollment.blocked, Enrollment.preferred)
 
 
-def _engine_person(row: Any) -> mp.Person:
+def _json_lists(session: AsyncSession):  # type: ignore[no-untyped-def]
+    """The five JSON list columns as one JSON array per row: one decode per row instead of
+    five (decoding was a third of the time to load a 30k-person round)."""
+    if session.bind.dialect.name == "postgresql":
+        bundle = func.json_build_array(*_JSON_LISTS)
+    else:  # SQLite stores JSON as text; json() embeds it as JSON rather than as a string
+        bundle = func.json_array(*(func.json(column) for column in _JSON_LISTS))
+    return type_coerce(bundle, JSON).label("lists")
+
+
+class _Interned:
+    """One shared Skill/Goal object per (name, level): 30k profiles hold a few hundred
+    distinct skills, and building 400k small objects dominated loading a big round."""
+
+    def __init__(self) -> None:
+        self.skills: dict[tuple[str, int], mp.Skill] = {}
+        self.goals: dict[tuple[str, int], mp.Goal] = {}
+        self.minutes: dict[str, int] = {}
+
+    def skill(self, item: dict[str, Any]) -> mp.Skill:
+        key = (item["name"], item["level"])
+        found = self.skills.get(key)
+        if found is None:
+            found = self.skills[key] = mp.Skill(*key)
+        return found
+
+    def goal(self, item: dict[str, Any]) -> mp.Goal:
+        key = (item["skill"], item["priority"])
+        found = self.goals.get(key)
+        if found is None:
+            found = self.goals[key] = mp.Goal(*key)
+        return found
+
+    def minute(self, hhmm: str) -> int:
+        found = self.minutes.get(hhmm)
+        if found is None:
+            found = self.minutes[hhmm] = minutes(hhmm)
+        return found
+
+
+def _engine_person(row: Any, cache: _Interned) -> mp.Person:
+    skill, goal = cache.skill, cache.goal
+    languages, skills, goals = row.lists[0], row.lists[1], row.lists[2]
     return mp.Person(
         id=row.external_id,
         level=row.level,
         time_zone=row.time_zone,
-        work_start_min=minutes(row.work_start),
-        work_end_min=minutes(row.work_end),
+        work_start_min=cache.minute(row.work_start),
+        work_end_min=cache.minute(row.work_end),
         department=row.department,
         division=row.division,
         manager_id=row.manager_external_id,
-        languages=tuple(row.languages or ()),
-        skills=tuple(mp.Skill(s["name"], s["level"]) for s in row.skills or ()),
-        goals=tuple(mp.Goal(g["skill"], g["priority"]) for g in row.goals or ()),
+        languages=tuple(languages or ()),
+        skills=tuple([skill(s) for s in skills or ()]),
+        goals=tuple([goal(g) for g in goals or ()]),
     )
 
 
@@ -198,15 +240,18 @@ async def build_problem(
     mentor_load, paired = await _active_pairing_counts(session, program_id)
 
     query = (
-        select(Enrollment.role, Enrollment.capacity, Enrollment.blocked, Enrollment.preferred, *_PERSON_COLUMNS)
+        select(Enrollment.role, Enrollment.capacity, _json_lists(session), *_PERSON_COLUMNS)
         .join(Person, Person.id == Enrollment.person_id)
         .where(Enrollment.program_id == program_id)
         .order_by(Person.external_id)
     )
     if only is not None:
         query = query.where(Person.external_id.in_(sorted(only)))
-    rows = (await session.execute(query)).all()
+    # Core, not the ORM: plain rows, without the ORM's per-row bookkeeping.
+    connection = await session.connection()
+    rows = (await connection.execute(query)).all()
 
+    cache = _Interned()
     people: dict[str, mp.Person] = {}
     enrollments: list[mp.Enrollment] = []
     person_ids: dict[str, int] = {}
@@ -214,7 +259,7 @@ async def build_problem(
     for count, row in enumerate(rows, start=1):
         if count % YIELD_EVERY == 0:
             await asyncio.sleep(0)
-        people[row.external_id] = _engine_person(row)  # inactive people still sit in others' chains
+        people[row.external_id] = _engine_person(row, cache)  # inactive people still sit in others' chains
         if row.erased_at is not None or not row.active:
             left_out[row.external_id] = "was erased" if row.erased_at is not None else "is inactive"
             continue
@@ -229,8 +274,8 @@ async def build_problem(
                 person_id=row.external_id,
                 role=role,  # type: ignore[arg-type]
                 capacity=capacity if role != "mentee" else None,
-                blocked=frozenset(row.blocked or ()),
-                preferred=frozenset(row.preferred or ()),
+                blocked=frozenset(row.lists[3] or ()),
+                preferred=frozenset(row.lists[4] or ()),
             )
         )
     await _load_chain_people(session, people)

@@ -161,3 +161,26 @@ def _parse(value: str):  # type: ignore[no-untyped-def]
     import datetime as dt
 
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+async def test_peer_round(client: httpx.AsyncClient, app, admin, hris, runner: RoundRunner) -> None:
+    """Peer programs pair people of one pool (roles are ignored, level gap 0–1 by default)."""
+    from tests.api.rounds_support import create_program, enrol, person, push_org, trigger as trigger_round
+
+    peers = [
+        person(f"peer{n}", 5 + n % 2, ("Engineering", "Sales")[n % 2], "Europe/Berlin", skills={"python": 3}, goals={"python": 1})
+        for n in range(6)
+    ]
+    await push_org(client, hris, peers)
+    program_id = await create_program(client, admin, relationship="peer")
+    await enrol(client, admin, program_id, [{"external_id": p["external_id"], "role": "both"} for p in peers])
+    round_id = (await trigger_round(client, admin, program_id)).json()["id"]
+    assert (await runner.run_once()).outcome == "completed"  # type: ignore[union-attr]
+    pairs = await pairs_of(client, admin, round_id)
+    people_in_pairs = list(pairs) + list(pairs.values())
+    assert len(pairs) == 3 and sorted(people_in_pairs) == sorted(p["external_id"] for p in peers)
+    assert await stored_solution_violations(app, round_id) == []
+    assert (await client.post(f"/v1/rounds/{round_id}/publish", headers=admin)).status_code == 200
+    for p in peers:
+        items = (await client.get(f"/v1/people/{p['external_id']}/pairings", headers=admin)).json()["items"]
+        assert len(items) == 1
