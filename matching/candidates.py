@@ -63,89 +63,19 @@ def level_blocks(enc: Encoded, rows: np.ndarray | None = None, include_zero_capa
             yield group[start : start + step], cols
 
 
-def top_k_per_row(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(row, col) of the kept pairs and the per-row best pruned points (-1 if none)."""
-    n_rows, n_cols = points.shape
-    if n_cols <= k:
-        r, c = np.nonzero(points >= 0)
-        return r, c, np.full(n_rows, -1, np.int64)
-    part = np.argpartition(-points, k, axis=1)[:, : k + 1]
-    kept = part[:, :k]
-    threshold = np.take_along_axis(points, part[:, k : k + 1], axis=1)[:, 0].astype(np.int64)
-    kept_points = np.take_along_axis(points, kept, axis=1)
-    r, j = np.nonzero(kept_points >= 0)
-    return r, kept[r, j], np.maximum(threshold, -1)
-
-
-class MentorSideTop:
-    """Running top ``k`` mentees per mentor across blocks.
-
-    Mentee-side top-k alone concentrates on popular mentors and loses coverage (less popular
-    mentors end up with no arcs); keeping each mentor's best mentees too restores it. Entries
-    at or below a mentor's current k-th best are skipped, so the buffer stays small.
-    """
-
-    def __init__(self, n_mentors: int, k: int) -> None:
-        self.k = k
-        self.floor = np.full(n_mentors, -1, np.int64)
-        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self.buffered = 0
-
-    def add(self, rows: np.ndarray, cols: np.ndarray, points: np.ndarray) -> None:
-        r, c = np.nonzero(points > self.floor[cols][None, :])
-        if r.size == 0:
-            return
-        self.parts.append((rows[r], cols[c], points[r, c].astype(np.int64)))
-        self.buffered += r.size
-        if self.buffered > 4 * BLOCK_PAIRS:
-            self._compact()
-
-    def _compact(self) -> None:
-        if not self.parts:
-            return
-        e = np.concatenate([p[0] for p in self.parts]).astype(np.int64)
-        m = np.concatenate([p[1] for p in self.parts]).astype(np.int64)
-        p = np.concatenate([p[2] for p in self.parts])
-        order = np.lexsort((e, -p, m))
-        e, m, p = e[order], m[order], p[order]
-        starts = np.flatnonzero(np.r_[True, m[1:] != m[:-1]])
-        rank = np.arange(m.size) - np.repeat(starts, np.diff(np.r_[starts, m.size]))
-        keep = rank < self.k
-        full = rank == self.k - 1
-        self.floor[m[full]] = p[full]
-        self.parts = [(e[keep], m[keep], p[keep])]
-        self.buffered = int(keep.sum())
-
-    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        self._compact()
-        if not self.parts:
-            return (np.zeros(0, np.int64),) * 3
-        return self.parts[0]
-
-
-def build_candidates(enc: Encoded, top_k: int | None = DEFAULT_TOP_K, mentor_k: int | None = None) -> Candidates:
+def build_candidates(enc: Encoded) -> Candidates:
+    """Every eligible arc, scored by the exact evaluator (peer pools, unpruned runs, tests)."""
     evaluator = BlockEvaluator(enc)
     threshold = np.full(enc.n_mentees, -1, np.int64)
     eligible = np.zeros(enc.n_mentees, np.int64)
     parts_e, parts_m, parts_p = [], [], []
-    mentor_side = MentorSideTop(enc.n_mentors, mentor_k or top_k) if top_k is not None else None
     for rows, cols in level_blocks(enc):
         points, _ = evaluator.evaluate(rows, cols)
         eligible[rows] = (points >= 0).sum(axis=1)
-        if top_k is None:
-            r, c = np.nonzero(points >= 0)
-        else:
-            r, c, thr = top_k_per_row(points, top_k)
-            threshold[rows] = thr
-            mentor_side.add(rows, cols, points)
+        r, c = np.nonzero(points >= 0)
         parts_e.append(rows[r])
         parts_m.append(cols[c])
         parts_p.append(points[r, c])
-    if mentor_side is not None:
-        e, m, p = mentor_side.result()
-        parts_e.append(e)
-        parts_m.append(m)
-        parts_p.append(p)
     return _sorted_candidates(enc, parts_e, parts_m, parts_p, threshold, eligible)
 
 
@@ -196,3 +126,58 @@ def present_mask(cands: Candidates, rows: np.ndarray, cols: np.ndarray, n_mentor
     hit = c >= 0
     mask[row_pos[hit], c[hit]] = True
     return mask
+
+
+# --- fast path (bipartite programs) ----------------------------------------------------------
+
+
+def build_candidates_fast(enc: Encoded, scorer, top_k: int = DEFAULT_TOP_K, mentor_k: int | None = None) -> Candidates:
+    """Top ``top_k`` mentors per mentee and top ``mentor_k`` mentees per mentor, ranked on the
+    float32 raw score; kept arcs are then scored exactly. ``threshold`` is an upper bound on
+    the exact points of every arc left out of a mentee's own top-k."""
+    from .fastscore import ELIGIBLE
+
+    mentor_k = mentor_k or top_k
+    threshold = np.full(enc.n_mentees, -1, np.int64)
+    best_raw = np.full((enc.n_mentors, mentor_k), -np.inf, np.float32)
+    best_row = np.full((enc.n_mentors, mentor_k), -1, np.int64)
+    parts_e, parts_m = [], []
+    for rows, cols in level_blocks(enc):
+        raw = scorer.raw_block(rows, cols)
+        # mentee side
+        if cols.size > top_k:
+            part = np.argpartition(-raw, top_k, axis=1)[:, : top_k + 1]
+            kept = part[:, :top_k]
+            cut = np.take_along_axis(raw, part[:, top_k : top_k + 1], axis=1)[:, 0]
+            threshold[rows] = np.where(cut > ELIGIBLE, scorer.points_upper_bound(cut), -1)
+            kept_raw = np.take_along_axis(raw, kept, axis=1)
+            r, j = np.nonzero(kept_raw > ELIGIBLE)
+            parts_e.append(rows[r])
+            parts_m.append(cols[kept[r, j]])
+        else:
+            r, c = np.nonzero(raw > ELIGIBLE)
+            parts_e.append(rows[r])
+            parts_m.append(cols[c])
+        # mentor side: merge this block's best rows per column into the running top
+        if rows.size > mentor_k:
+            part = np.argpartition(-raw, mentor_k - 1, axis=0)[:mentor_k]
+            col_raw = np.take_along_axis(raw, part, axis=0).T
+            col_row = rows[part].T
+        else:
+            col_raw = raw.T
+            col_row = np.broadcast_to(rows[None, :], (cols.size, rows.size))
+        pool_raw = np.concatenate([best_raw[cols], col_raw], axis=1)
+        pool_row = np.concatenate([best_row[cols], col_row], axis=1)
+        pick = np.argpartition(-pool_raw, mentor_k - 1, axis=1)[:, :mentor_k]
+        best_raw[cols] = np.take_along_axis(pool_raw, pick, axis=1)
+        best_row[cols] = np.take_along_axis(pool_row, pick, axis=1)
+    m_idx, slot = np.nonzero(best_raw > ELIGIBLE)
+    parts_e.append(best_row[m_idx, slot])
+    parts_m.append(m_idx)
+    mentee = np.concatenate(parts_e).astype(np.int64)
+    mentor = np.concatenate(parts_m).astype(np.int64)
+    keys = np.unique(mentee * enc.n_mentors + mentor)
+    mentee, mentor = keys // enc.n_mentors, keys % enc.n_mentors
+    points = scorer.exact_points(mentee, mentor)
+    keep = points >= 0
+    return Candidates(mentee[keep], mentor[keep], points[keep], threshold, np.zeros(enc.n_mentees, np.int64))

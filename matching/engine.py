@@ -14,7 +14,9 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from . import candidates as cand_mod
-from .candidates import Candidates, build_candidates, full_rows, merge, present_mask
+from .candidates import build_candidates, build_candidates_fast, full_rows
+from .certify import certified_flow
+from .fastscore import FastScorer
 from .check import PairJudge, check
 from .encode import Encoded, encode
 from .explain import (
@@ -24,13 +26,12 @@ from .explain import (
     peer_rule_counts,
     rule_count_reasons,
 )
-from .flow import Certificate, build_network, department_floors, solve_network
+from .flow import department_floors
 from .peer import solve_peer
 from .problem import Problem, Solution, SolverInfo, Unmatched
 from .rules import BlockEvaluator
 from .scoring import SCORE_SCALE
 
-MAX_CERTIFY_ROUNDS = 50
 _DEBUG = bool(__import__('os').environ.get('KIZUNA_DEBUG'))
 
 
@@ -73,62 +74,18 @@ def _validate_pins(problem: Problem, enc: Encoded) -> list[tuple[str, str]]:
     return pins
 
 
-def _certified_flow(enc, cands, active, capacity, floors, clock, t):
-    """Solve on the pruned arcs, add back any pruned arc that could improve, repeat."""
-    evaluator = None
-    for _ in range(MAX_CERTIFY_ROUNDS):
-        network = build_network(enc, cands, active, capacity, floors)
-        result = solve_network(network)
-        t = clock.add("solve", t)
-        check_rows = np.flatnonzero((cands.threshold >= 0) & active)
-        if check_rows.size == 0:
-            return cands, network, result, t
-        certificate = Certificate.of(network, result)
-        e_nodes = network.mentee_node(np.arange(enc.n_mentees))
-        m_nodes = network.mentor_node(np.arange(enc.n_mentors))
-        usable = enc.mentors.capacity > 0
-        best_mentor_potential = int(certificate.potential[m_nodes[usable]].max(initial=0))
-        # Cheap screen: the best pruned pair of a mentee cannot have negative reduced cost,
-        # and the mentee is outside the source side of the min cut -> nothing to re-check.
-        cost_floor = SCORE_SCALE - cands.threshold + certificate.potential[e_nodes] - best_mentor_potential
-        suspicious = check_rows[(cost_floor[check_rows] < 0) | certificate.reachable[e_nodes[check_rows]]]
-        if _DEBUG:
-            print("certify: rows", check_rows.size, "cost-suspicious", int((cost_floor[check_rows] < 0).sum()),
-                  "reachable", int(certificate.reachable[e_nodes[check_rows]].sum()), "maxflow", result.maximum_flow)
-        if suspicious.size == 0:
-            return cands, network, result, t
-        evaluator = evaluator or BlockEvaluator(enc)
-        add_e, add_m, add_p = [], [], []
-        new_threshold = cands.threshold.copy()
-        new_threshold[suspicious] = -1
-        for rows, cols, points, _ in full_rows(enc, evaluator, suspicious):
-            pruned = (points >= 0) & ~present_mask(cands, rows, cols, enc.n_mentors)
-            r, c = np.nonzero(pruned)
-            p = points[r, c].astype(np.int64)
-            improves = certificate.arc_improves(e_nodes[rows[r]], m_nodes[cols[c]], SCORE_SCALE - p)
-            add_e.append(rows[r[improves]])
-            add_m.append(cols[c[improves]])
-            add_p.append(p[improves])
-            rest = ~improves
-            np.maximum.at(new_threshold, rows[r[rest]], p[rest])
-        cands.threshold = new_threshold
-        t = clock.add("pruning", t)
-        added = sum(a.size for a in add_e)
-        if _DEBUG:
-            print("certify: added", added)
-        if added == 0:
-            return cands, network, result, t
-        cands = merge(enc, cands, np.concatenate(add_e), np.concatenate(add_m), np.concatenate(add_p))
-    raise RuntimeError("pruning certificate did not converge")
-
-
 def solve(problem: Problem, top_k: int | None = cand_mod.DEFAULT_TOP_K) -> Solution:
     """Optimal matching for the problem (see the package docstring). ``top_k=None`` disables pruning."""
     clock = _Clock()
     t = t_start = time.perf_counter()
     enc = encode(problem)
     pins = _validate_pins(problem, enc)
-    cands = build_candidates(enc, top_k=None if enc.peer else top_k)
+    scorer = None
+    if enc.peer or top_k is None:
+        cands = build_candidates(enc)
+    else:
+        scorer = FastScorer(enc)
+        cands = build_candidates_fast(enc, scorer, top_k)
     t = clock.add("rules_scoring", t)
 
     e_index = {pid: i for i, pid in enumerate(enc.mentees.ids)}
@@ -153,7 +110,9 @@ def solve(problem: Problem, top_k: int | None = cand_mod.DEFAULT_TOP_K) -> Solut
         t = clock.add("solve", t)
     else:
         floors = department_floors(enc, active, pinned_mentee)
-        cands, network, result, t = _certified_flow(enc, cands, active, capacity, floors, clock, t)
+        cands, network, result, t = certified_flow(
+            enc, scorer or FastScorer(enc), cands, active, capacity, floors, clock, t, debug=_DEBUG
+        )
         chosen = np.flatnonzero(result.flow[: network.n_pairs] > 0)
         pairs = list(zip(cands.mentee[chosen].tolist(), cands.mentor[chosen].tolist()))
         if problem.program.rules.min_cross_functional_share:

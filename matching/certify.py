@@ -1,0 +1,133 @@
+"""Certified pruning: solve on the kept arcs, prove no pruned arc could improve, else add it.
+
+See ``flow.py`` for the two conditions an added arc e->m must pass (reduced cost
+``1000 - points + pi(e) - pi(m) >= 0`` and not leaving the source side S of the min cut).
+Re-scoring every pruned pair each round would cost a full pass, so each mentee row carries an
+upper bound instead:
+
+* before its first re-check: ``threshold`` (max points of its pruned arcs), so a row passes
+  when ``threshold + max pi(m) over its level slice <= 1000 + pi(e)``;
+* after a re-check under potentials ``pi_r``: ``bound = max over pruned m of (points + pi_r(m))``,
+  so under new potentials it passes when ``bound + max (pi(m) - pi_r(m)) <= 1000 + pi(e)``
+  (potentials usually move little between rounds, so most rows pass without re-scoring).
+
+Rows that fail are re-scored (float32 upper bounds first, exact points for arcs that might
+improve). The min-cut condition is checked directly on the rows in S against the mentors
+outside S (few when S is large, and S is small otherwise). The loop stops when a round adds
+nothing: then every pruned arc satisfies both conditions for the final flow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .candidates import Candidates, level_blocks, mentor_columns, merge, present_mask
+from .encode import Encoded
+from .fastscore import ELIGIBLE, FastScorer
+from .flow import Certificate, build_network, solve_network
+from .rules import level_bounds
+from .scoring import SCORE_SCALE
+
+MAX_ROUNDS = 60
+
+
+def _slice_max(enc: Encoded, values: np.ndarray) -> np.ndarray:
+    """Per mentee: max of a per-mentor value over the mentee's level-compatible mentors."""
+    cols_sorted, col_levels = mentor_columns(enc)
+    out = np.full(enc.n_mentees, -np.inf)
+    for level in np.unique(enc.mentees.level):
+        lo, hi = level_bounds(enc, int(level))
+        a, b = np.searchsorted(col_levels, lo, "left"), np.searchsorted(col_levels, hi, "right")
+        if b > a:
+            out[enc.mentees.level == level] = values[cols_sorted[a:b]].max()
+    return out
+
+
+def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity, floors, clock, t, debug=False):
+    bound = np.full(enc.n_mentees, -np.inf)  # valid once ref >= 0
+    ref = np.full(enc.n_mentees, -1, np.int64)
+    history: list[np.ndarray] = []  # mentor potentials of each re-check round
+    for round_no in range(MAX_ROUNDS):
+        network = build_network(enc, cands, active, capacity, floors)
+        result = solve_network(network)
+        t = clock.add("solve", t)
+        # Rows re-checked before are described by their bound, the others by their threshold.
+        has_pruned = active & np.where(ref >= 0, np.isfinite(bound), cands.threshold >= 0)
+        if not has_pruned.any():
+            return cands, network, result, t
+        cert = Certificate.of(network, result)
+        e_nodes = network.mentee_node(np.arange(enc.n_mentees))
+        m_nodes = network.mentor_node(np.arange(enc.n_mentors))
+        pi_e = cert.potential[e_nodes].astype(np.float64)
+        pi_m = cert.potential[m_nodes].astype(np.float64)
+        in_s_e = cert.reachable[e_nodes]
+        in_s_m = cert.reachable[m_nodes]
+
+        # Reduced-cost screen.
+        allowance = SCORE_SCALE + pi_e
+        fresh = has_pruned & (ref < 0)
+        worst = np.full(enc.n_mentees, -np.inf)
+        if fresh.any():
+            worst[fresh] = (cands.threshold + _slice_max(enc, pi_m))[fresh]
+        for r, old in enumerate(history):
+            rows = has_pruned & (ref == r)
+            if rows.any():
+                worst[rows] = (bound + _slice_max(enc, pi_m - old))[rows]
+        recheck = np.flatnonzero(has_pruned & (worst > allowance))
+
+        # Min-cut screen: rows in S against mentors outside S.
+        outside = np.flatnonzero(~in_s_m & (enc.mentors.capacity > 0))
+        not_rechecked = np.ones(enc.n_mentees, bool)
+        not_rechecked[recheck] = False
+        cut_rows = np.flatnonzero(has_pruned & in_s_e & not_rechecked)
+        add_e, add_m = [], []
+        if cut_rows.size and outside.size:
+            for rows, cols in level_blocks(enc, cut_rows):
+                cols = np.intersect1d(cols, outside, assume_unique=True)
+                if cols.size == 0:
+                    continue
+                raw = scorer.raw_block(rows, cols)
+                r, c = np.nonzero((raw > ELIGIBLE) & ~present_mask(cands, rows, cols, enc.n_mentors))
+                add_e.append(rows[r])
+                add_m.append(cols[c])
+        t = clock.add("pruning", t)
+        if debug:
+            print(f"certify round {round_no}: rows {int(has_pruned.sum())} recheck {recheck.size} "
+                  f"cut-rows {cut_rows.size}x{outside.size} flow {result.maximum_flow}")
+
+        # Full re-check of the rows that failed the reduced-cost screen.
+        if recheck.size:
+            history.append(pi_m.copy())
+            bound[recheck] = -np.inf
+            ref[recheck] = len(history) - 1
+            for rows, cols in level_blocks(enc, recheck):
+                raw = scorer.raw_block(rows, cols)
+                pruned = (raw > ELIGIBLE) & ~present_mask(cands, rows, cols, enc.n_mentors)
+                r, c = np.nonzero(pruned)
+                upper = scorer.points_upper_bound(raw[r, c])
+                maybe = cert.arc_improves(e_nodes[rows[r]], m_nodes[cols[c]], SCORE_SCALE - upper)
+                exact = scorer.exact_points(rows[r[maybe]], cols[c[maybe]])
+                improves = np.zeros(r.size, bool)
+                ok = exact >= 0
+                improves[np.flatnonzero(maybe)[ok]] = cert.arc_improves(
+                    e_nodes[rows[r[maybe][ok]]], m_nodes[cols[c[maybe][ok]]], SCORE_SCALE - exact[ok]
+                )
+                add_e.append(rows[r[improves]])
+                add_m.append(cols[c[improves]])
+                rest = ~improves  # stays pruned; its upper bound enters the row's bound
+                np.maximum.at(bound, rows[r[rest]], upper[rest] + pi_m[cols[c[rest]]])
+            t = clock.add("pruning", t)
+        added_e = np.concatenate(add_e) if add_e else np.zeros(0, np.int64)
+        if added_e.size == 0:
+            return cands, network, result, t
+        added_m = np.concatenate(add_m)
+        keys = np.unique(added_e * enc.n_mentors + added_m)
+        e_new, m_new = keys // enc.n_mentors, keys % enc.n_mentors
+        points = scorer.exact_points(e_new, m_new)
+        keep = points >= 0
+        if debug:
+            print(f"certify round {round_no}: adding {int(keep.sum())} arcs")
+        if not keep.any():
+            return cands, network, result, t
+        cands = merge(enc, cands, e_new[keep], m_new[keep], points[keep])
+    raise RuntimeError("pruning certificate did not converge")

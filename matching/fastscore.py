@@ -1,0 +1,194 @@
+"""The hot path: rank candidate pairs in float32, then score the kept ones exactly.
+
+Building candidates touches every level-compatible pair (73 M at 20k x 10k), so this path
+avoids per-pair work wherever the attributes are shared:
+
+* time zone, working window and language set are folded into one *contact group* per person;
+  a (mentee group x mentor group) table holds ``w.time_zone * tz_fit`` or ``-inf`` when the
+  pair shares too few hours or no language -- one gather per pair;
+* department: a tiny (dept x dept) table with ``w.cross_functional * cf`` (or ``-inf`` when
+  cross-functional is required and the pair is not);
+* seniority depends only on the mentor's level inside a block (all mentees of a block share a
+  level): one vector per block;
+* goal fit is a sparse product (mentee goals x mentor skills), added only where non-zero;
+* sparse rules (self, management chain, blocked, repeat) and the preferred bonus are sparse.
+
+The result is a float32 *raw* score (the weighted sum before dividing by the weight total),
+accurate to ~1e-4 points: good for ranking and, with a margin, for upper bounds. Every arc the
+solver sees gets its exact integer points from ``exact_points`` (float64, same formula and
+operation order as ``scoring``), and eligibility is identical to ``rules.BlockEvaluator``
+except at the ``min_score`` boundary, which ``exact_points`` settles.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .encode import Encoded
+from .rules import SPARSE_RULES, level_ok
+from .scoring import (
+    MAX_PROFICIENCY,
+    PREFERRED_BONUS,
+    SCORE_SCALE,
+    TZ_FULL_HOURS,
+    block_scores,
+    component_weights,
+    min_score_points,
+)
+
+NEG = np.float32(-1e6)
+ELIGIBLE = -1.0  # raw > ELIGIBLE <=> no hard rule removed the pair (eligible raw scores are >= 0)
+# A float32 raw score is within ~1e-4 points of the exact one; bounds use this margin.
+POINTS_MARGIN = 0.01
+
+
+def _language_sets(*masks: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Ids of distinct language bit masks (shared across sides) and the masks themselves."""
+    stacked = np.concatenate(masks)
+    uniq, inverse = np.unique(stacked, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    out, start = [], 0
+    for m in masks:
+        out.append(inverse[start : start + m.shape[0]])
+        start += m.shape[0]
+    return out, uniq
+
+
+class FastScorer:
+    def __init__(self, enc: Encoded) -> None:
+        assert not enc.peer, "peer pools use the exact evaluator"
+        self.enc = enc
+        program = enc.problem.program
+        rules = program.rules
+        self.program = program
+        wg, wt, ws, wc = component_weights(program)
+        self.weights = (wg, wt, ws, wc)
+        self.total = wg + wt + ws + wc
+        self.to_points = SCORE_SCALE / self.total if self.total > 0 else 0.0
+        e, m = enc.mentees, enc.mentors
+
+        (lang_e, lang_m), lang_masks = _language_sets(e.languages, m.languages)
+        shares = (lang_masks[:, None, :] & lang_masks[None, :, :]).any(axis=2)
+        if not rules.require_common_language:
+            shares[:] = True
+        # Contact group = (tz combo, language set).
+        key_e = e.tz_group.astype(np.int64) * len(lang_masks) + lang_e
+        key_m = m.tz_group.astype(np.int64) * len(lang_masks) + lang_m
+        ge_keys, self.group_e = np.unique(key_e, return_inverse=True)
+        gm_keys, self.group_m = np.unique(key_m, return_inverse=True)
+        tz_e, l_e = ge_keys // len(lang_masks), ge_keys % len(lang_masks)
+        tz_m, l_m = gm_keys // len(lang_masks), gm_keys % len(lang_masks)
+        seconds = enc.overlap_seconds[tz_e[:, None], tz_m[None, :]].astype(np.float64)
+        tz_fit = np.minimum(1.0, (seconds / 3600.0) / TZ_FULL_HOURS)
+        contact = wt * tz_fit
+        ok = (seconds >= rules.min_overlap_hours * 3600.0 - 1e-6) & shares[l_e[:, None], l_m[None, :]]
+        self.contact = np.where(ok, contact, NEG).astype(np.float32)
+
+        n_dept = int(max(e.department.max(initial=-1), m.department.max(initial=-1))) + 2
+        known = np.arange(n_dept) < n_dept - 1  # the last index stands for "unknown"
+        cross = (np.arange(n_dept)[:, None] != np.arange(n_dept)[None, :]) & known[:, None] & known[None, :]
+        dept = wc * cross.astype(np.float64)
+        if rules.cross_functional == "require":
+            dept = np.where(cross, dept, NEG)
+        self.dept = dept.astype(np.float32)
+        self.dept_e = np.where(e.department >= 0, e.department, n_dept - 1)
+        self.dept_m = np.where(m.department >= 0, m.department, n_dept - 1)
+
+        self.goal_scale = np.divide(
+            wg, MAX_PROFICIENCY * e.goal_weight_sum.astype(np.float64),
+            out=np.zeros(len(e)), where=e.goal_weight_sum > 0,
+        )
+        self.skills_t = m.skill_levels.T.tocsc()
+        banned = np.unique(np.concatenate([enc.banned[label] for label in SPARSE_RULES]))
+        self.banned = (banned // enc.n_mentors, banned % enc.n_mentors)
+        self.preferred = (enc.preferred // enc.n_mentors, enc.preferred % enc.n_mentors)
+        self.min_points = min_score_points(program)
+        # raw >= min_raw  <=>  points >= min_points (minus the float32 margin: lenient).
+        if self.min_points <= 0:
+            self.min_raw = -np.inf
+        elif self.to_points == 0:
+            self.min_raw = np.inf  # every score is 0
+        else:
+            self.min_raw = (self.min_points - 0.5 - POINTS_MARGIN) / self.to_points
+        self._row_pos = np.full(enc.n_mentees, -1, np.int64)
+        self._col_pos = np.full(enc.n_mentors, -1, np.int64)
+
+    def _sparse_hits(self, pairs: tuple[np.ndarray, np.ndarray], rows, cols):
+        if pairs[0].size == 0:
+            return None
+        self._row_pos[rows] = np.arange(rows.size)
+        self._col_pos[cols] = np.arange(cols.size)
+        r = self._row_pos[pairs[0]]
+        c = self._col_pos[pairs[1]]
+        self._row_pos[rows] = -1
+        self._col_pos[cols] = -1
+        hit = (r >= 0) & (c >= 0)
+        return (r[hit], c[hit]) if hit.any() else None
+
+    def raw_block(self, rows: np.ndarray, cols: np.ndarray, same_level: bool = True) -> np.ndarray:
+        """float32 raw scores (rows x cols), NEG where a hard rule removes the pair."""
+        enc = self.enc
+        e, m = enc.mentees, enc.mentors
+        wg, wt, ws, wc = self.weights
+        raw = self.contact[self.group_e[rows][:, None], self.group_m[cols][None, :]]
+        raw += self.dept[self.dept_e[rows][:, None], self.dept_m[cols][None, :]]
+        m_level = m.level[cols].astype(np.float64)
+        if same_level:
+            e_level = float(e.level[rows[0]])
+            sen = self._seniority(m_level, e_level)
+            allowed = level_ok(enc, e_level, m_level)
+            raw += np.where(allowed, sen, NEG).astype(np.float32)[None, :]
+        else:
+            e_level = e.level[rows].astype(np.float64)[:, None]
+            sen = self._seniority(m_level[None, :], e_level)
+            raw += np.where(level_ok(enc, e_level, m_level[None, :]), sen, NEG).astype(np.float32)
+        product = (e.goal_points[rows] @ self.skills_t[:, cols]).tocoo()
+        if product.nnz:
+            raw[product.row, product.col] += (product.data * self.goal_scale[rows[product.row]]).astype(np.float32)
+        hits = self._sparse_hits(self.preferred, rows, cols)
+        if hits is not None:
+            r, c = hits
+            raw[r, c] = np.minimum(np.float32(self.total), raw[r, c] + np.float32(PREFERRED_BONUS * self.total))
+        hits = self._sparse_hits(self.banned, rows, cols)
+        if hits is not None:
+            raw[hits] = NEG
+        raw[raw < self.min_raw] = NEG
+        return raw
+
+    def _seniority(self, m_level, e_level):
+        program = self.program
+        ws = self.weights[2]
+        if program.relationship == "peer":
+            return ws * np.maximum(0.0, 1.0 - np.abs(m_level - e_level) / 2.0)
+        rules = program.rules
+        gap = m_level - e_level if program.relationship == "traditional" else e_level - m_level
+        ideal = (rules.level_gap_min + rules.level_gap_max) / 2.0
+        half_width = (rules.level_gap_max - rules.level_gap_min) / 2.0
+        return ws * np.maximum(0.0, 1.0 - np.abs(gap - ideal) / (half_width + 1.0))
+
+    def points_upper_bound(self, raw: np.ndarray) -> np.ndarray:
+        """Integer points that the exact score cannot exceed (raw must be eligible)."""
+        return np.floor(raw.astype(np.float64) * self.to_points + 0.5 + POINTS_MARGIN).astype(np.int64)
+
+    def exact_points(self, e_idx: np.ndarray, m_idx: np.ndarray) -> np.ndarray:
+        """Exact integer points for eligible pairs (float64, the scalar formula's order);
+        -1 where the exact score falls below ``min_score``."""
+        enc = self.enc
+        e, m = enc.mentees, enc.mentors
+        if e_idx.size == 0:
+            return np.zeros(0, np.int64)
+        numer = np.asarray(
+            e.goal_points[e_idx].multiply(m.skill_levels[m_idx]).sum(axis=1)
+        ).ravel()
+        den = MAX_PROFICIENCY * e.goal_weight_sum[e_idx].astype(np.float64)
+        goals = np.divide(numer, den, out=np.zeros(e_idx.size), where=den > 0)
+        seconds = enc.overlap_seconds[e.tz_group[e_idx], m.tz_group[m_idx]]
+        e_dept, m_dept = e.department[e_idx], m.department[m_idx]
+        cross = ((e_dept != m_dept) & (e_dept >= 0) & (m_dept >= 0)).astype(np.float64)
+        keys = e_idx.astype(np.int64) * enc.n_mentors + m_idx
+        preferred = np.isin(keys, enc.preferred) if enc.preferred.size else None
+        points = block_scores(
+            self.program, goals, seconds, m.level[m_idx], e.level[e_idx], cross, preferred
+        ).astype(np.int64)
+        return np.where(points >= self.min_points, points, -1)
