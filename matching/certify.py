@@ -23,7 +23,7 @@ import numpy as np
 
 from .candidates import Candidates, level_blocks, mentor_columns, merge, present_mask
 from .encode import Encoded
-from .fastscore import ELIGIBLE, FastScorer
+from .fastscore import FastScorer
 from .flow import Certificate, build_network, solve_network
 from .rules import level_bounds
 from .scoring import SCORE_SCALE
@@ -87,7 +87,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
                 if cols.size == 0:
                     continue
                 raw = scorer.raw_block(rows, cols)
-                r, c = np.nonzero((raw > ELIGIBLE) & ~present_mask(cands, rows, cols, enc.n_mentors))
+                r, c = np.nonzero(scorer.eligible(raw) & ~present_mask(cands, rows, cols, enc.n_mentors))
                 add_e.append(rows[r])
                 add_m.append(cols[c])
         t = clock.add("pruning", t)
@@ -102,7 +102,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             ref[recheck] = len(history) - 1
             for rows, cols in level_blocks(enc, recheck):
                 raw = scorer.raw_block(rows, cols)
-                pruned = (raw > ELIGIBLE) & ~present_mask(cands, rows, cols, enc.n_mentors)
+                pruned = scorer.eligible(raw) & ~present_mask(cands, rows, cols, enc.n_mentors)
                 r, c = np.nonzero(pruned)
                 upper = scorer.points_upper_bound(raw[r, c])
                 maybe = cert.arc_improves(e_nodes[rows[r]], m_nodes[cols[c]], SCORE_SCALE - upper)

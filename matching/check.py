@@ -41,9 +41,13 @@ class PairJudge:
         self.relationship = problem.program.relationship
         self.enrollments = {e.person_id: e for e in problem.enrollments}
         self.blocks = set(problem.blocks)
+        self._chains: dict[str, set[str]] = {}
+        self._windows: dict[tuple, tuple] = {}
 
     def chain_above(self, person_id: str) -> set[str]:
         """Everyone above the person in the manager chain (stops at cycles and unknown ids)."""
+        if person_id in self._chains:
+            return self._chains[person_id]
         above: set[str] = set()
         person = self.problem.people.get(person_id)
         manager = person.manager_id if person else None
@@ -51,7 +55,17 @@ class PairJudge:
             above.add(manager)
             boss = self.problem.people.get(manager)
             manager = boss.manager_id if boss else None
+        self._chains[person_id] = above
         return above
+
+    def windows(self, mentor, mentee):
+        """Shared windows, memoised per (time zone, working window) of both sides."""
+        key = (mentor.time_zone, mentor.work_start_min, mentor.work_end_min,
+               mentee.time_zone, mentee.work_start_min, mentee.work_end_min)
+        found = self._windows.get(key)
+        if found is None:
+            found = self._windows[key] = overlap_windows(mentor, mentee, self.problem.round_date)
+        return found
 
     def is_preferred(self, mentor_id: str, mentee_id: str) -> bool:
         mentor_enrollment = self.enrollments.get(mentor_id)
@@ -65,7 +79,7 @@ class PairJudge:
         """(score, components, shared hours) by the scalar reference formulas."""
         mentor = self.problem.people[mentor_id]
         mentee = self.problem.people[mentee_id]
-        windows = overlap_windows(mentor, mentee, self.problem.round_date)
+        windows = self.windows(mentor, mentee)
         hours = sum((w.end_utc - w.start_utc).total_seconds() for w in windows) / 3600.0
         components = pair_components(self.problem.program, mentor, mentee, hours)
         return combine(self.problem.program, components, self.is_preferred(mentor_id, mentee_id)), components, hours

@@ -28,6 +28,7 @@ from .explain import (
 )
 from .flow import department_floors
 from .peer import solve_peer
+from .quota import enforce_quota
 from .problem import Problem, Solution, SolverInfo, Unmatched
 from .rules import BlockEvaluator
 from .scoring import SCORE_SCALE
@@ -116,10 +117,9 @@ def solve(problem: Problem, top_k: int | None = cand_mod.DEFAULT_TOP_K) -> Solut
         chosen = np.flatnonzero(result.flow[: network.n_pairs] > 0)
         pairs = list(zip(cands.mentee[chosen].tolist(), cands.mentor[chosen].tolist()))
         if problem.program.rules.min_cross_functional_share:
-            from .quota import enforce_quota
-
             pairs, status, bound_points, t = enforce_quota(
-                enc, cands, active, capacity, floors, pins, pairs, clock, t
+                enc, scorer or FastScorer(enc), cands, active, capacity, floors, pins, pairs, clock, t,
+                deadline=time.monotonic() + problem.time_limit_seconds,
             )
 
     solution = _assemble(problem, enc, pins, pairs, cands, status, bound_points, clock, t, t_start)

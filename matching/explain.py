@@ -67,21 +67,10 @@ class PairExplainer:
         self.program = problem.program
         self.judge = PairJudge(problem)
 
-    @lru_cache(maxsize=65536)
-    def _windows(self, mentor_key: tuple, mentee_key: tuple, mentor_id: str, mentee_id: str):
-        # Cached by (time zone, window) of both sides: few distinct combinations.
-        people = self.problem.people
-        return overlap_windows(people[mentor_id], people[mentee_id], self.problem.round_date)
-
     def match(self, mentor_id: str, mentee_id: str, pinned: bool = False) -> Match:
         people = self.problem.people
         mentor, mentee = people[mentor_id], people[mentee_id]
-        windows = self._windows(
-            (mentor.time_zone, mentor.work_start_min, mentor.work_end_min),
-            (mentee.time_zone, mentee.work_start_min, mentee.work_end_min),
-            mentor_id,
-            mentee_id,
-        )
+        windows = self.judge.windows(mentor, mentee)
         hours = windows_hours(windows)
         components = pair_components(self.program, mentor, mentee, hours)
         preferred = self.judge.is_preferred(mentor_id, mentee_id)

@@ -167,6 +167,13 @@ class FastScorer:
         half_width = (rules.level_gap_max - rules.level_gap_min) / 2.0
         return ws * np.maximum(0.0, 1.0 - np.abs(gap - ideal) / (half_width + 1.0))
 
+    def eligible(self, raw: np.ndarray) -> np.ndarray:
+        return raw > ELIGIBLE
+
+    def cross_functional(self, e_idx: np.ndarray, m_idx: np.ndarray) -> np.ndarray:
+        e_dept, m_dept = self.enc.mentees.department[e_idx], self.enc.mentors.department[m_idx]
+        return (e_dept != m_dept) & (e_dept >= 0) & (m_dept >= 0)
+
     def points_upper_bound(self, raw: np.ndarray) -> np.ndarray:
         """Integer points that the exact score cannot exceed (raw must be eligible)."""
         return np.floor(raw.astype(np.float64) * self.to_points + 0.5 + POINTS_MARGIN).astype(np.int64)

@@ -33,6 +33,7 @@ the checker, and the vectorised block form used to build candidates; tests hold 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -63,14 +64,28 @@ def to_points(score: float) -> int:
 # --- scalar reference -----------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1 << 18)
+def goal_weights_of(goals: tuple) -> dict[str, int]:
+    """Skill -> priority weight of a goal list (a goal listed twice keeps its best priority)."""
+    best: dict[str, int] = {}
+    for goal in goals:
+        best[goal.skill] = max(best.get(goal.skill, 0), GOAL_PRIORITY_WEIGHT.get(goal.priority, 1))
+    return best
+
+
+@lru_cache(maxsize=1 << 18)
+def proficiency_of(skills: tuple) -> dict[str, int]:
+    """Skill -> proficiency 0..5 (a skill listed twice keeps its best level)."""
+    best: dict[str, int] = {}
+    for skill in skills:
+        best[skill.name] = max(best.get(skill.name, 0), min(MAX_PROFICIENCY, max(0, skill.level)))
+    return best
+
+
 def goal_points(mentee: Person, mentor: Person) -> tuple[int, int]:
     """(sum of pw * proficiency over the mentee's goals, sum of pw): integers, exact."""
-    best_goal: dict[str, int] = {}
-    for goal in mentee.goals:
-        best_goal[goal.skill] = max(best_goal.get(goal.skill, 0), GOAL_PRIORITY_WEIGHT.get(goal.priority, 1))
-    proficiency: dict[str, int] = {}
-    for skill in mentor.skills:
-        proficiency[skill.name] = max(proficiency.get(skill.name, 0), min(MAX_PROFICIENCY, max(0, skill.level)))
+    best_goal = goal_weights_of(mentee.goals)
+    proficiency = proficiency_of(mentor.skills)
     numerator = sum(weight * proficiency.get(name, 0) for name, weight in best_goal.items())
     return numerator, sum(best_goal.values())
 

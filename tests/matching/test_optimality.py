@@ -200,3 +200,54 @@ def test_peer_deterministic_under_shuffled_input():
     first = solve(prob)
     assert check(prob, first) == []
     assert solve(shuffled(prob, 1)).matches == first.matches
+
+
+def quota_brute_force(prob):
+    """Best (matched, points) among matchings meeting the quota, or None if the quota forces
+    less than the maximum coverage (the engine keeps coverage first)."""
+    import itertools
+
+    from matching.check import PairJudge
+
+    from .factory import eligible_points
+
+    judge = PairJudge(prob)
+    arcs = eligible_points(prob)
+    q = prob.program.rules.min_cross_functional_share
+    people = prob.people
+    mentees = sorted({e for _, e in arcs})
+    options = {e: [None] + [m for (m, ee) in arcs if ee == e] for e in mentees}
+    best_any, best = (0, 0), None
+    for choice in itertools.product(*(options[e] for e in mentees)):
+        load = {}
+        if any(load.__setitem__(m, load.get(m, 0) + 1) or load[m] > judge.capacity(m) for m in choice if m):
+            continue
+        chosen = [(m, e) for e, m in zip(mentees, choice) if m]
+        value = (len(chosen) if prob.program.objective == "coverage_first" else 0, sum(arcs[p] for p in chosen))
+        best_any = max(best_any, value)
+        cross = sum(1 for m, e in chosen if people[m].department and people[e].department and people[m].department != people[e].department)
+        if chosen and cross < q * len(chosen) - 1e-9:
+            continue
+        best = value if best is None else max(best, value)
+    if best is None or best[0] != best_any[0]:
+        return None
+    return best
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(prob=tiny_problem(), q=st.sampled_from([0.5, 0.75, 1.0]))
+def test_quota_against_brute_force(prob, q):
+    prob = replace(prob, program=replace(prob.program, rules=replace(prob.program.rules, min_cross_functional_share=q)),
+                   previously_unmatched={})
+    sol = solve(prob)
+    assert check(prob, sol) == []
+    expected = quota_brute_force(prob)
+    if expected is None:
+        return
+    pts = sum(round(m.score * 1000) for m in sol.matches)
+    cross = sum(1 for m in sol.matches if m.components["cross_functional"] == 1.0)
+    assert not sol.matches or cross >= q * len(sol.matches) - 1e-9
+    assert sol.solver.bound * 1000 >= expected[1] - 1e-6
+    assert pts <= expected[1]
+    if sol.solver.status == "optimal":
+        assert pts == expected[1]
