@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import and_, literal_column, null, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -159,14 +159,21 @@ class UpsertOutcome:
 
 def _upsert_statement(dialect: str):  # type: ignore[no-untyped-def]
     """INSERT … ON CONFLICT DO UPDATE, executed with a list of rows: one cached compilation,
-    sent by SQLAlchemy in multi-row batches ("insertmanyvalues")."""
+    sent by SQLAlchemy in multi-row batches ("insertmanyvalues").
+
+    It returns a row only for people it inserted or changed; on PostgreSQL also whether it
+    inserted (``xmax = 0``), because a concurrent batch may have created the person after our
+    read. An erased person is never brought back, and an identical profile is not rewritten.
+    """
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = insert(Person)
     updatable = {col: stmt.excluded[col] for col in (*PROFILE_COLUMNS, "content_hash", "updated_at")}
-    # An erased person is never brought back by a racing insert.
+    inserted = literal_column("xmax = 0") if dialect == "postgresql" else null()
     return stmt.on_conflict_do_update(
-        index_elements=[Person.external_id], set_=updatable, where=Person.erased_at.is_(None)
-    )
+        index_elements=[Person.external_id],
+        set_=updatable,
+        where=and_(Person.erased_at.is_(None), Person.content_hash != stmt.excluded.content_hash),
+    ).returning(Person.external_id, inserted.label("inserted"))
 
 
 async def upsert_people(
@@ -215,14 +222,36 @@ async def upsert_people(
         if row is not None and row.content_hash == values["content_hash"]:
             results[index] = BatchItemResult(external_id=ext, status="unchanged")
             continue
-        results[index] = BatchItemResult(external_id=ext, status="updated" if row is not None else "created")
         to_write.append({"external_id": ext, **values, "created_at": now, "updated_at": now})
 
     if to_write:
-        await session.execute(_upsert_statement(session.bind.dialect.name), to_write)
+        result = await session.execute(_upsert_statement(session.bind.dialect.name), to_write)
+        written = {ext: inserted for ext, inserted in result.all()}
+        untouched = [row["external_id"] for row in to_write if row["external_id"] not in written]
+        erased = await _erased_among(session, untouched)
+        for row in to_write:
+            ext = row["external_id"]
+            index = valid[ext][0]
+            if ext in written:
+                # SQLite: writers queue (BEGIN IMMEDIATE), so our earlier read is exact.
+                created = written[ext] if written[ext] is not None else ext not in existing
+                results[index] = BatchItemResult(external_id=ext, status="created" if created else "updated")
+            elif ext in erased:
+                results[index] = BatchItemResult(
+                    external_id=ext, status="error", error="this person was erased and cannot be re-created"
+                )
+            else:  # a concurrent batch stored the same profile first
+                results[index] = BatchItemResult(external_id=ext, status="unchanged")
     session.expire_all()
     rows = await _load_rows(session, valid) if return_rows and valid else {}
     return UpsertOutcome(results=[r for r in results if r is not None], rows=rows)
+
+
+async def _erased_among(session: AsyncSession, external_ids: list[str]) -> set[str]:
+    if not external_ids:
+        return set()
+    rows = await _load_rows(session, external_ids)
+    return {ext for ext, row in rows.items() if row.erased_at is not None}
 
 
 def _first_error(exc: ValidationError) -> str:
