@@ -8,7 +8,6 @@ from), and it lets a key be found by an indexed equality lookup.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.deps import SessionDep
@@ -75,16 +74,20 @@ async def create_key(
     return key, secret
 
 
+# Columns only, no ORM identity map: this runs on every request.
+_KEY_LOOKUP = select(
+    ApiKey.id, ApiKey.role, ApiKey.person_external_id, ApiKey.revoked_at, ApiKey.expires_at
+).where(ApiKey.secret_hash == bindparam("digest"))
+
+
 async def authenticate(session: AsyncSession, secret: str) -> Principal | None:
     digest = hash_secret(secret)
-    key = (await session.execute(select(ApiKey).where(ApiKey.secret_hash == digest))).scalar_one_or_none()
-    if key is None or not hmac.compare_digest(key.secret_hash, digest):
-        return None
-    if key.revoked_at is not None:
+    key = (await session.execute(_KEY_LOOKUP, {"digest": digest})).first()
+    if key is None or key.revoked_at is not None:
         return None
     if key.expires_at is not None and key.expires_at <= utcnow():
         return None
-    return Principal(key_id=key.id, role=key.role, person_external_id=key.person_external_id)  # type: ignore[arg-type]
+    return Principal(key_id=key.id, role=key.role, person_external_id=key.person_external_id)
 
 
 async def current_principal(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
@@ -35,7 +36,9 @@ def downgrade(database_url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(database_url), revision)
 
 
+@lru_cache(maxsize=1)
 def head_revision() -> str | None:
+    """Read once per process: parsing the revision scripts costs milliseconds, and /readyz asks often."""
     return ScriptDirectory.from_config(alembic_config("")).get_current_head()
 
 

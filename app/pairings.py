@@ -7,8 +7,9 @@ token is bound to one person: asking about anyone else answers 404, as if they d
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -21,10 +22,11 @@ from app.people import get_live_person
 from schemas.pairings import Counterpart, Overlap, OverlapWindow, PairingOut, ParticipantToken, ProgramRef
 
 
-def counterpart(person: Person) -> Counterpart:
-    if person.erased_at is not None:
+def counterpart(row: Any) -> Counterpart:
+    """The other person of a pairing; an erased person shows no personal data."""
+    if row.erased_at is not None:
         return Counterpart(
-            external_id=person.external_id,
+            external_id=row.external_id,
             display_name=None,
             email=None,
             title=None,
@@ -33,12 +35,12 @@ def counterpart(person: Person) -> Counterpart:
             erased=True,
         )
     return Counterpart(
-        external_id=person.external_id,
-        display_name=person.display_name,
-        email=person.email,
-        title=person.title,
-        department=person.department,
-        time_zone=person.time_zone,
+        external_id=row.external_id,
+        display_name=row.display_name,
+        email=row.email,
+        title=row.title,
+        department=row.department,
+        time_zone=row.time_zone,
     )
 
 
@@ -48,46 +50,79 @@ def visible_person(principal: Principal, external_id: str) -> None:
         raise NotFound(f"No person with external id {external_id!r}.")
 
 
+# The hot read path of integrations: plain columns (no ORM objects) in one statement that
+# finds the person, their pairings and each counterpart.
+_person_id = (
+    select(Person.id)
+    .where(Person.external_id == bindparam("external_id"), Person.erased_at.is_(None))
+    .scalar_subquery()
+)
+_counterpart = aliased(Person, name="counterpart")
+_PAIRINGS = (
+    select(
+        Pairing.id,
+        Pairing.program_id,
+        Pairing.status,
+        Pairing.published_at,
+        (Pairing.mentor_person_id == _person_id).label("as_mentor"),
+        Program.name.label("program_name"),
+        RoundMatch.score,
+        RoundMatch.components,
+        RoundMatch.reasons,
+        RoundMatch.overlap_hours,
+        RoundMatch.overlap_windows,
+        _counterpart.external_id,
+        _counterpart.display_name,
+        _counterpart.email,
+        _counterpart.title,
+        _counterpart.department,
+        _counterpart.time_zone,
+        _counterpart.erased_at,
+    )
+    .join(RoundMatch, RoundMatch.id == Pairing.match_id)
+    .join(Program, Program.id == Pairing.program_id)
+    .join(
+        _counterpart,
+        _counterpart.id
+        == case(
+            (Pairing.mentor_person_id == _person_id, Pairing.mentee_person_id), else_=Pairing.mentor_person_id
+        ),
+    )
+    .where(
+        or_(Pairing.mentor_person_id == _person_id, Pairing.mentee_person_id == _person_id),
+        Pairing.id > bindparam("after"),
+    )
+    .order_by(Pairing.id)
+    .limit(bindparam("limit"))
+)
+
+
 async def list_pairings(
     session: AsyncSession, external_id: str, *, limit: int, cursor: str | None
 ) -> tuple[list[PairingOut], str | None]:
-    person = await get_live_person(session, external_id)
-    after = decode_cursor(cursor)
-    mentor, mentee = aliased(Person), aliased(Person)
-    query = (
-        select(Pairing, RoundMatch, Program.name, mentor, mentee)
-        .join(RoundMatch, RoundMatch.id == Pairing.match_id)
-        .join(Program, Program.id == Pairing.program_id)
-        .join(mentor, mentor.id == Pairing.mentor_person_id)
-        .join(mentee, mentee.id == Pairing.mentee_person_id)
-        .where(or_(Pairing.mentor_person_id == person.id, Pairing.mentee_person_id == person.id))
-        .order_by(Pairing.id)
-        .limit(limit + 1)
-    )
-    if after is not None:
-        query = query.where(Pairing.id > after)
-    rows = (await session.execute(query)).all()
-    items = []
-    for pairing, match, program_name, mentor_row, mentee_row in rows[:limit]:
-        as_mentor = pairing.mentor_person_id == person.id
-        items.append(
-            PairingOut(
-                id=pairing.id,  # type: ignore[arg-type]
-                program=ProgramRef(id=pairing.program_id, name=program_name),
-                role="mentor" if as_mentor else "mentee",
-                counterpart=counterpart(mentee_row if as_mentor else mentor_row),
-                score=match.score,
-                components=match.components,
-                reasons=match.reasons,
-                overlap=Overlap(
-                    hours=match.overlap_hours,
-                    windows=[OverlapWindow(start_utc=s, end_utc=e) for s, e in match.overlap_windows],  # type: ignore[arg-type]
-                ),
-                status=pairing.status,  # type: ignore[arg-type]
-                published_at=pairing.published_at,
-            )
+    after = decode_cursor(cursor) or 0
+    rows = (await session.execute(_PAIRINGS, {"external_id": external_id, "after": after, "limit": limit + 1})).all()
+    if not rows:
+        await get_live_person(session, external_id)  # 404 for an unknown or erased person
+    items = [
+        PairingOut(
+            id=row.id,
+            program=ProgramRef(id=row.program_id, name=row.program_name),
+            role="mentor" if row.as_mentor else "mentee",
+            counterpart=counterpart(row),
+            score=row.score,
+            components=row.components,
+            reasons=row.reasons,
+            overlap=Overlap(
+                hours=row.overlap_hours,
+                windows=[OverlapWindow(start_utc=s, end_utc=e) for s, e in row.overlap_windows],
+            ),
+            status=row.status,
+            published_at=row.published_at,
         )
-    next_cursor = encode_cursor(rows[limit - 1][0].id) if len(rows) > limit else None
+        for row in rows[:limit]
+    ]
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
     return items, next_cursor
 
 
