@@ -22,8 +22,7 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 
 ## serve: create the virtualenv, install, migrate the SQLite file (./data/kizuna.db), run on 127.0.0.1:8000
 serve: $(VENV)/.runtime
-	$(BIN)/alembic upgrade head
-	$(BIN)/uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT)
+	$(BIN)/kizuna serve --host $(HOST) --port $(PORT)
 
 ## test: install with dev extras and run the whole suite on SQLite, then on PostgreSQL
 test: $(VENV)/.dev

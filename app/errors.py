@@ -147,9 +147,15 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     )
 
 
+def _route(request: Request) -> str:
+    """The route template for logs: paths carry external ids, often e-mail addresses."""
+    route = request.scope.get("route")
+    return getattr(route, "path", None) or "(unmatched route)"
+
+
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     # The pool re-connects on its own (pre-ping); the client may simply retry.
-    log.error("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    log.error("database unavailable on %s %s: %s", request.method, _route(request), type(exc).__name__)
     return problem_response(
         503,
         code="database-unavailable",
@@ -161,7 +167,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log.exception("unhandled error on %s %s", request.method, _route(request))
     return problem_response(
         500,
         code="internal-error",

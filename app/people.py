@@ -13,13 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import and_, literal_column, null, select, update
+from sqlalchemy import and_, literal_column, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict, InvalidInput, NotFound
-from app.models import ApiKey, Person
+from app.models import ApiKey, Pairing, Person
 from app.models.base import utcnow
 from app.pagination import decode_cursor, encode_cursor
 from schemas.people import BatchItemResult, PersonBatchItem, PersonFields, PersonOut, PersonPut
@@ -312,6 +312,14 @@ async def erase_person(session: AsyncSession, external_id: str) -> None:
             updated_at=now,
             content_hash="erased",
         )
+    )
+    # Their pairings end: the counterpart keeps the record (shown as erased), nobody meets a ghost.
+    await session.execute(
+        update(Pairing)
+        .where(
+            or_(Pairing.mentor_person_id == row.id, Pairing.mentee_person_id == row.id), Pairing.status == "active"
+        )
+        .values(status="ended", ended_at=now)
     )
     # A participant token speaks for the person; once they are erased it must open nothing.
     await session.execute(

@@ -41,6 +41,7 @@ async def test_erased_counterpart_shows_no_personal_data(client: httpx.AsyncClie
         "external_id": "dana", "display_name": None, "email": None, "title": None,
         "department": None, "time_zone": None, "erased": True,
     }  # fmt: skip
+    assert pairing["status"] == "ended"  # nobody is left waiting for an erased mentor
     # The erased person themselves is gone.
     assert (await client.get("/v1/people/dana/pairings", headers=integration)).status_code == 404
 
@@ -92,3 +93,4 @@ async def test_pairings_paginate(client: httpx.AsyncClient, admin, hris, integra
     assert rest["next_cursor"] is None
     assert sorted(p["counterpart"]["external_id"] for p in first["items"] + rest["items"]) == ["dana", "fumi"]
     assert (await client.get("/v1/people/ines/pairings", params={"cursor": "bad"}, headers=integration)).status_code == 422
+
