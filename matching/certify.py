@@ -19,6 +19,8 @@ nothing: then every pruned arc satisfies both conditions for the final flow.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from .candidates import Candidates, level_blocks, mentor_columns, merge, present_mask
@@ -28,7 +30,12 @@ from .flow import Certificate, build_network, solve_network
 from .rules import level_bounds
 from .scoring import SCORE_SCALE
 
-MAX_ROUNDS = 60
+MAX_ROUNDS = 200
+# Arcs added per re-scored row and round: the most violated ones. Adding every violated arc
+# at once (column generation's usual trap) swamps the flow with millions of arcs when the
+# first potentials are poor; potentials improve round by round and later rounds add few.
+ADD_PER_ROW = 3
+log = logging.getLogger(__name__)
 
 
 def _slice_max(enc: Encoded, values: np.ndarray) -> np.ndarray:
@@ -43,7 +50,26 @@ def _slice_max(enc: Encoded, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity, floors, clock, t, debug=False):
+def _best_per_row(improves, r, c, rows, cols, upper, cert, e_nodes, m_nodes):
+    """Keep, per row, the ADD_PER_ROW improving arcs with the most negative reduced cost
+    (arcs crossing the min cut first)."""
+    idx = np.flatnonzero(improves)
+    if idx.size == 0:
+        return improves
+    tail, head = e_nodes[rows[r[idx]]], m_nodes[cols[c[idx]]]
+    reduced = (SCORE_SCALE - upper[idx]) + cert.potential[tail] - cert.potential[head]
+    crossing = cert.reachable[tail] & ~cert.reachable[head]
+    key = np.where(crossing, np.iinfo(np.int64).min, reduced)
+    order = np.lexsort((key, r[idx]))
+    row_sorted = r[idx][order]
+    starts = np.flatnonzero(np.r_[True, row_sorted[1:] != row_sorted[:-1]])
+    rank = np.arange(order.size) - np.repeat(starts, np.diff(np.r_[starts, order.size]))
+    keep = np.zeros_like(improves)
+    keep[idx[order[rank < ADD_PER_ROW]]] = True
+    return keep
+
+
+def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity, floors, clock, t):
     bound = np.full(enc.n_mentees, -np.inf)  # valid once ref >= 0
     ref = np.full(enc.n_mentees, -1, np.int64)
     history: list[np.ndarray] = []  # mentor potentials of each re-check round
@@ -91,9 +117,10 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
                 add_e.append(rows[r])
                 add_m.append(cols[c])
         t = clock.add("pruning", t)
-        if debug:
-            print(f"certify round {round_no}: rows {int(has_pruned.sum())} recheck {recheck.size} "
-                  f"cut-rows {cut_rows.size}x{outside.size} flow {result.maximum_flow}")
+        log.debug(
+            "certify round %d: rows %d, re-scored %d, cut rows %d x %d mentors, flow %d",
+            round_no, int(has_pruned.sum()), recheck.size, cut_rows.size, outside.size, result.maximum_flow,
+        )
 
         # Full re-check of the rows that failed the reduced-cost screen.
         if recheck.size:
@@ -112,6 +139,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
                 improves[np.flatnonzero(maybe)[ok]] = cert.arc_improves(
                     e_nodes[rows[r[maybe][ok]]], m_nodes[cols[c[maybe][ok]]], SCORE_SCALE - exact[ok]
                 )
+                improves = _best_per_row(improves, r, c, rows, cols, upper, cert, e_nodes, m_nodes)
                 add_e.append(rows[r[improves]])
                 add_m.append(cols[c[improves]])
                 rest = ~improves  # stays pruned; its upper bound enters the row's bound
@@ -125,8 +153,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         e_new, m_new = keys // enc.n_mentors, keys % enc.n_mentors
         points = scorer.exact_points(e_new, m_new)
         keep = points >= 0
-        if debug:
-            print(f"certify round {round_no}: adding {int(keep.sum())} arcs")
+        log.debug("certify round %d: adding %d arcs", round_no, int(keep.sum()))
         if not keep.any():
             return cands, network, result, t
         cands = merge(enc, cands, e_new[keep], m_new[keep], points[keep])

@@ -33,7 +33,6 @@ from .problem import Problem, Solution, SolverInfo, Unmatched
 from .rules import BlockEvaluator
 from .scoring import SCORE_SCALE
 
-_DEBUG = bool(__import__('os').environ.get('KIZUNA_DEBUG'))
 
 
 class _Clock:
@@ -112,7 +111,7 @@ def solve(problem: Problem, top_k: int | None = cand_mod.DEFAULT_TOP_K) -> Solut
     else:
         floors = department_floors(enc, active, pinned_mentee)
         cands, network, result, t = certified_flow(
-            enc, scorer or FastScorer(enc), cands, active, capacity, floors, clock, t, debug=_DEBUG
+            enc, scorer or FastScorer(enc), cands, active, capacity, floors, clock, t
         )
         chosen = np.flatnonzero(result.flow[: network.n_pairs] > 0)
         pairs = list(zip(cands.mentee[chosen].tolist(), cands.mentor[chosen].tolist()))
