@@ -16,7 +16,8 @@ READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request; commits before the response is sent, rolls back on error."""
     write = request.method not in READ_ONLY_METHODS
-    async with session_scope(request.app.state.sessionmaker, write=write) as session:
+    sessionmaker = request.app.state.sessionmaker if write else request.app.state.read_sessionmaker
+    async with session_scope(sessionmaker, write=write) as session:
         yield session
 
 

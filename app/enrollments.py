@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -19,7 +18,8 @@ from app.errors import InvalidInput, NotFound
 from app.models import Enrollment, Person
 from app.models.base import utcnow
 from app.pagination import decode_cursor, encode_cursor
-from app.people import CHUNK, _first_error
+from app.batch import BatchValidation
+from app.people import CHUNK
 from app.programs import get_program
 from schemas.people import BatchItemResult
 from schemas.programs import EnrollmentBatchItem, EnrollmentOut
@@ -78,54 +78,36 @@ def _upsert_statement(session: AsyncSession, rows: list[dict[str, Any]]):  # typ
 
 async def upsert_enrollments(session: AsyncSession, program_id: int, raw_items: Sequence[Any]) -> list[BatchItemResult]:
     """Validate each item on its own, then create, update or leave each enrolment unchanged."""
-    results: list[BatchItemResult | None] = [None] * len(raw_items)
-    valid: dict[str, tuple[int, EnrollmentBatchItem]] = {}
-    for index, raw in enumerate(raw_items):
-        external_id = raw.get("external_id") if isinstance(raw, dict) else None
-        external_id = external_id if isinstance(external_id, str) else None
-        try:
-            item = EnrollmentBatchItem.model_validate(raw)
-        except ValidationError as exc:
-            results[index] = BatchItemResult(external_id=external_id, status="error", error=_first_error(exc))
-            continue
-        if item.external_id in valid:
-            first = valid[item.external_id][0]
-            results[index] = BatchItemResult(
-                external_id=item.external_id, status="error", error=f"duplicate of item {first} in this batch"
-            )
-            continue
-        if item.external_id in item.blocked or item.external_id in item.preferred:
-            results[index] = BatchItemResult(
-                external_id=item.external_id, status="error", error="a person cannot block or prefer themselves"
-            )
-            continue
-        valid[item.external_id] = (index, item)
+    batch = BatchValidation(raw_items, EnrollmentBatchItem)
+    valid = batch.valid
+    for ext, (_, item) in list(valid.items()):
+        if ext in item.blocked or ext in item.preferred:
+            batch.reject(ext, "a person cannot block or prefer themselves")
 
     people = await _people_by_external_id(session, list(valid))
     for ext in list(valid):
         person = people.get(ext)
         if person is None or person.erased_at is not None:
-            index, _ = valid.pop(ext)
             why = "was erased" if person is not None else "is unknown; push it with PUT /v1/people/{id} first"
-            results[index] = BatchItemResult(external_id=ext, status="error", error=f"person {ext!r} {why}")
+            batch.reject(ext, f"person {ext!r} {why}")
 
     existing = await _existing(session, program_id, [people[ext].id for ext in valid])  # type: ignore[misc]
     now = utcnow()
     to_write: list[dict[str, Any]] = []
-    for ext, (index, item) in sorted(valid.items()):  # sorted: one lock order for every writer
+    for ext, (_, item) in sorted(valid.items()):  # sorted: one lock order for every writer
         person_id = people[ext].id
         values = _values(item)
         row = existing.get(person_id)  # type: ignore[arg-type]
         if row is not None and all(getattr(row, col) == values[col] for col in FIELDS):
-            results[index] = BatchItemResult(external_id=ext, status="unchanged")
+            batch.set(ext, "unchanged")
             continue
-        results[index] = BatchItemResult(external_id=ext, status="updated" if row is not None else "created")
+        batch.set(ext, "updated" if row is not None else "created")
         to_write.append({"program_id": program_id, "person_id": person_id, **values, "created_at": now, "updated_at": now})
 
     for start in range(0, len(to_write), 200):
         await session.execute(_upsert_statement(session, to_write[start : start + 200]))
     session.expire_all()
-    return [result for result in results if result is not None]
+    return batch.outcome()
 
 
 async def put_enrollment(

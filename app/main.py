@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app import __version__
 from app.auth import MIN_BOOTSTRAP_KEY_LENGTH, create_key
 from app.body_limit import BodyLimitMiddleware
-from app.db import create_engine, create_sessionmaker, session_scope
+from app.db import create_engine, create_read_sessionmaker, create_sessionmaker, session_scope
 from app.errors import install_error_handlers
 from app.metrics import DatabaseGauges
 from app.metrics import router as metrics_router
@@ -54,6 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(settings)
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.read_sessionmaker = create_read_sessionmaker(engine)
     runner: RoundRunner | None = None
     deliverer: WebhookDeliverer | None = None
     try:

@@ -18,11 +18,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.batch import BatchValidation, first_error
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import ApiKey, Pairing, Person
 from app.models.base import utcnow
 from app.pagination import decode_cursor, encode_cursor
 from schemas.people import BatchItemResult, PersonBatchItem, PersonFields, PersonOut, PersonPut
+
+ERASED = "this person was erased and cannot be re-created"
 
 # Keep IN (...) lists and multi-row VALUES well under SQLite's and PostgreSQL's parameter caps.
 CHUNK = 500
@@ -183,44 +186,24 @@ async def upsert_people(
 
     One bad item never spoils the others: it gets ``status="error"`` and is not written.
     """
-    results: list[BatchItemResult | None] = [None] * len(raw_items)
-    valid: dict[str, tuple[int, PersonFields]] = {}
-    for index, raw in enumerate(raw_items):
-        external_id = raw.get("external_id") if isinstance(raw, dict) else None
-        external_id = external_id if isinstance(external_id, str) else None
-        try:
-            item = raw if isinstance(raw, PersonBatchItem) else PersonBatchItem.model_validate(raw)
-        except ValidationError as exc:
-            results[index] = BatchItemResult(external_id=external_id, status="error", error=_first_error(exc))
-            continue
-        if item.external_id in valid:
-            first = valid[item.external_id][0]
-            results[index] = BatchItemResult(
-                external_id=item.external_id, status="error", error=f"duplicate of item {first} in this batch"
-            )
-            continue
-        valid[item.external_id] = (index, item)
-
+    batch = BatchValidation(raw_items, PersonBatchItem)
+    valid = batch.valid
     existing = await _load_rows(session, valid)
     for ext, row in existing.items():
         if row.erased_at is not None:
-            index, _ = valid.pop(ext)
-            results[index] = BatchItemResult(
-                external_id=ext, status="error", error="this person was erased and cannot be re-created"
-            )
+            batch.reject(ext, ERASED)
 
     manager_errors = await _manager_errors(session, {ext: item.manager_external_id for ext, (_, item) in valid.items()})
     for ext, message in manager_errors.items():
-        index, _ = valid.pop(ext)
-        results[index] = BatchItemResult(external_id=ext, status="error", error=message)
+        batch.reject(ext, message)
 
     now = utcnow()
     to_write: list[dict[str, Any]] = []
-    for ext, (index, item) in sorted(valid.items()):  # sorted: the same lock order in every transaction
+    for ext, (_, item) in sorted(valid.items()):  # sorted: the same lock order in every transaction
         values = profile_columns(item)
         row = existing.get(ext)
         if row is not None and row.content_hash == values["content_hash"]:
-            results[index] = BatchItemResult(external_id=ext, status="unchanged")
+            batch.set(ext, "unchanged")
             continue
         to_write.append({"external_id": ext, **values, "created_at": now, "updated_at": now})
 
@@ -231,20 +214,17 @@ async def upsert_people(
         erased = await _erased_among(session, untouched)
         for row in to_write:
             ext = row["external_id"]
-            index = valid[ext][0]
             if ext in written:
                 # SQLite: writers queue (BEGIN IMMEDIATE), so our earlier read is exact.
                 created = written[ext] if written[ext] is not None else ext not in existing
-                results[index] = BatchItemResult(external_id=ext, status="created" if created else "updated")
+                batch.set(ext, "created" if created else "updated")
             elif ext in erased:
-                results[index] = BatchItemResult(
-                    external_id=ext, status="error", error="this person was erased and cannot be re-created"
-                )
+                batch.reject(ext, ERASED)
             else:  # a concurrent batch stored the same profile first
-                results[index] = BatchItemResult(external_id=ext, status="unchanged")
+                batch.set(ext, "unchanged")
     session.expire_all()
     rows = await _load_rows(session, valid) if return_rows and valid else {}
-    return UpsertOutcome(results=[r for r in results if r is not None], rows=rows)
+    return UpsertOutcome(results=batch.outcome(), rows=rows)
 
 
 async def _erased_among(session: AsyncSession, external_ids: list[str]) -> set[str]:
@@ -252,14 +232,6 @@ async def _erased_among(session: AsyncSession, external_ids: list[str]) -> set[s
         return set()
     rows = await _load_rows(session, external_ids)
     return {ext for ext, row in rows.items() if row.erased_at is not None}
-
-
-def _first_error(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:3]:
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
-    return "; ".join(parts)
 
 
 async def get_live_person(session: AsyncSession, external_id: str) -> Person:
@@ -275,7 +247,7 @@ async def put_person(session: AsyncSession, external_id: str, body: PersonPut | 
     outcome = await upsert_people(session, [{**fields, "external_id": external_id}], return_rows=True)
     result = outcome.results[0]
     if result.status == "error":
-        if result.error and "erased" in result.error:
+        if result.error == ERASED:
             raise Conflict(f"Person {external_id!r} was erased and cannot be re-created.")
         raise InvalidInput(result.error or "invalid profile")
     return outcome.rows[external_id], result.status == "created"
@@ -287,7 +259,7 @@ async def patch_person(session: AsyncSession, external_id: str, changes: dict[st
     try:
         PersonPut.model_validate(merged)
     except ValidationError as exc:
-        raise InvalidInput(_first_error(exc)) from exc
+        raise InvalidInput(first_error(exc)) from exc
     person, _ = await put_person(session, external_id, merged)
     return person
 
