@@ -121,12 +121,6 @@ def build_organisation(options: DemoOptions) -> tuple[list[dict[str, Any]], list
 
     people, enrollments = synthetic_organisation(options.mentees, options.mentors, options.seed)
     payloads = [person_to_api_payload(person) for person in people.values()]
-    for payload in payloads:
-        hours = payload["working_hours"]
-        # Night shifts (22:00–06:00) must say so explicitly in the API; the generator's payload
-        # helper does not, so the demo adds the flag rather than have those people refused.
-        if hours["end"] <= hours["start"] and "crosses_midnight" not in hours:
-            hours["crosses_midnight"] = True
     items = []
     for enrollment in enrollments:
         item: dict[str, Any] = {"external_id": enrollment.person_id, "role": enrollment.role}

@@ -360,7 +360,12 @@ def person_to_api_payload(person: Person) -> dict:
         "level": person.level,
         "manager_external_id": person.manager_id,
         "time_zone": person.time_zone,
-        "working_hours": {"start": format_hhmm(person.work_start_min), "end": format_hhmm(person.work_end_min)},
+        "working_hours": {
+            "start": format_hhmm(person.work_start_min),
+            "end": format_hhmm(person.work_end_min),
+            # The API asks night shifts (22:00-06:00) to say so, to catch swapped start/end.
+            "crosses_midnight": person.work_end_min <= person.work_start_min,
+        },
         "languages": list(person.languages),
         "skills": [{"name": s.name, "level": s.level} for s in person.skills],
         "goals": [{"skill": g.skill, "priority": g.priority} for g in person.goals],

@@ -44,6 +44,7 @@ def test_api_payload_shape():
         "manager_external_id", "time_zone", "working_hours", "languages", "skills", "goals", "active",
     }
     assert payload["display_name"] == "Person 1" and payload["email"] == "p000001@example.com"
-    assert set(payload["working_hours"]) == {"start", "end"} and len(payload["working_hours"]["start"]) == 5
+    assert set(payload["working_hours"]) == {"start", "end", "crosses_midnight"} and len(payload["working_hours"]["start"]) == 5
     assert all(set(s) == {"name", "level"} for s in payload["skills"])
     assert all(set(g) == {"skill", "priority"} for g in payload["goals"])
+
