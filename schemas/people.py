@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Annotated, Any
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from schemas.common import EXTERNAL_ID_PATTERN, StrictInput
 from schemas.languages import ISO_639_1
@@ -135,24 +135,38 @@ class PersonFields(StrictInput):
             seen[norm] = None
         return list(seen)
 
+    @field_validator("skills", "goals", mode="before")
+    @classmethod
+    def _normalise_names(cls, value: Any, info: ValidationInfo) -> Any:
+        # Normalise names before the items are built, so de-duplication below can keep the
+        # validated objects as they are (building new ones costs more than validating).
+        key = "name" if info.field_name == "skills" else "skill"
+        if not isinstance(value, list):
+            return value
+        return [
+            {**item, key: normalise_skill_name(item[key])}
+            if isinstance(item, dict) and isinstance(item.get(key), str)
+            else item
+            for item in value
+        ]
+
     @field_validator("skills")
     @classmethod
     def _skills(cls, value: list[SkillIn]) -> list[SkillIn]:
-        best: dict[str, int] = {}
-        for skill in value:
-            name = normalise_skill_name(skill.name)
-            best[name] = max(best.get(name, 0), skill.level)
-        # model_construct: the values were validated above; this runs for every skill of every person.
-        return [SkillIn.model_construct(name=name, level=level) for name, level in best.items()]
+        best: dict[str, SkillIn] = {}
+        for skill in value:  # a skill listed twice counts at its best level
+            if skill.name not in best or skill.level > best[skill.name].level:
+                best[skill.name] = skill
+        return list(best.values())
 
     @field_validator("goals")
     @classmethod
     def _goals(cls, value: list[GoalIn]) -> list[GoalIn]:
-        best: dict[str, int] = {}
-        for goal in value:
-            name = normalise_skill_name(goal.skill)
-            best[name] = min(best.get(name, 99), goal.priority)
-        return [GoalIn.model_construct(skill=name, priority=priority) for name, priority in best.items()]
+        best: dict[str, GoalIn] = {}
+        for goal in value:  # a goal listed twice counts at its most important priority
+            if goal.skill not in best or goal.priority < best[goal.skill].priority:
+                best[goal.skill] = goal
+        return list(best.values())
 
 
 class PersonPut(PersonFields):
