@@ -101,6 +101,16 @@ async def _load_rows(session: AsyncSession, external_ids: Iterable[str]) -> dict
     return rows
 
 
+async def _load_states(session: AsyncSession, external_ids: Iterable[str]) -> dict[str, Any]:
+    """What an upsert needs to know of stored people: columns only, no JSON decoding."""
+    ids = sorted(set(external_ids))
+    states: dict[str, Any] = {}
+    for chunk in _chunks(ids):
+        query = select(Person.external_id, Person.content_hash, Person.erased_at).where(Person.external_id.in_(chunk))
+        states.update({row.external_id: row for row in (await session.execute(query)).all()})
+    return states
+
+
 async def _stored_managers(session: AsyncSession, start: set[str], known: dict[str, str | None]) -> None:
     """Fill ``known`` with the stored manager of every id reachable upwards from ``start``."""
     frontier = {ext for ext in start if ext not in known}
@@ -188,7 +198,7 @@ async def upsert_people(
     """
     batch = BatchValidation(raw_items, PersonBatchItem)
     valid = batch.valid
-    existing = await _load_rows(session, valid)
+    existing = await _load_states(session, valid)
     for ext, row in existing.items():
         if row.erased_at is not None:
             batch.reject(ext, ERASED)
@@ -230,8 +240,8 @@ async def upsert_people(
 async def _erased_among(session: AsyncSession, external_ids: list[str]) -> set[str]:
     if not external_ids:
         return set()
-    rows = await _load_rows(session, external_ids)
-    return {ext for ext, row in rows.items() if row.erased_at is not None}
+    states = await _load_states(session, external_ids)
+    return {ext for ext, row in states.items() if row.erased_at is not None}
 
 
 async def get_live_person(session: AsyncSession, external_id: str) -> Person:
