@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import matching
@@ -78,6 +79,18 @@ class _LeaseLost(Exception):
     """Rolls back a store whose fenced status change touched no row."""
 
 
+def _is_transient(exc: BaseException) -> bool:
+    """A lost or unreachable database: worth another attempt, not a verdict on the round."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (InterfaceError, OSError))
+
+
+def _step_failed(step: str, claim: Claim, exc: BaseException) -> str:
+    # The exception's class only: its message may quote SQL parameters (names, emails).
+    return f"{step} round {claim.round_id} failed ({type(exc).__name__}); the runner's log has the traceback."
+
+
 async def _fail(
     sessionmaker: async_sessionmaker[AsyncSession], claim: Claim, error: dict[str, Any], timings: dict[str, float]
 ) -> RunResult:
@@ -89,10 +102,23 @@ async def _fail(
 async def execute_claimed_round(
     sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, claim: Claim, solve: Solve
 ) -> RunResult:
-    """Load, solve and store one claimed round; a solver error becomes a failed round."""
+    """Load, solve and store one claimed round.
+
+    An error in any step — loading, solving or storing — becomes a failed round with a
+    problem+json ``error`` (stored fenced on the lease, so a stale runner changes nothing).
+    Only a lost database connection propagates: the round stays ``running`` and is retried
+    after its lease expires, like a crashed runner's (up to ``runner_max_attempts``).
+    """
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    built = await _load(sessionmaker, claim, settings)
+    try:
+        built = await _load(sessionmaker, claim, settings)
+    except Exception as exc:
+        if _is_transient(exc):
+            raise  # the database is unreachable: retried through the lease
+        log.exception("loading round %s failed", claim.round_id)
+        error = problem_details("round-load-error", "Round could not be loaded", 500, _step_failed("Loading", claim, exc))
+        return await _fail(sessionmaker, claim, error, timings)
     timings["load_seconds"] = round(time.perf_counter() - started, 4)
 
     started = time.perf_counter()
@@ -115,6 +141,12 @@ async def execute_claimed_round(
     except _LeaseLost:
         log.warning("round %s: lease lost before storing; results dropped", claim.round_id)
         return RunResult(claim.round_id, "lease_lost", timings)
+    except Exception as exc:
+        if _is_transient(exc):
+            raise
+        log.exception("storing round %s failed", claim.round_id)
+        error = problem_details("round-store-error", "Round results could not be stored", 500, _step_failed("Storing", claim, exc))
+        return await _fail(sessionmaker, claim, error, timings)  # in a new transaction, fenced on the lease
     timings["store_seconds"] = round(time.perf_counter() - started, 4)  # with the commit
     return RunResult(
         claim.round_id, "completed", timings, solver_seconds=solution.solver.seconds, solver_status=solution.solver.status
