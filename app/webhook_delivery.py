@@ -97,7 +97,12 @@ class WebhookDeliverer:
     # -- one cycle ------------------------------------------------------------------------
 
     async def run_once(self) -> int:
-        """Send every delivery due now (up to a batch); the number attempted."""
+        """Send every delivery due now (up to a batch); the number attempted.
+
+        Each attempt runs concurrently and records its own outcome as soon as it ends, so a
+        slow endpoint delays no other; each is cut off at ``webhook_timeout_seconds`` in all
+        (see ``attempt``), so the batch ends within that bound plus the time to record.
+        """
         jobs = await self.claim()
         await asyncio.gather(*(self.deliver(job) for job in jobs))
         return len(jobs)
@@ -170,12 +175,20 @@ class WebhookDeliverer:
         return result
 
     async def attempt(self, job: Job) -> AttemptResult:
+        """POST one delivery. httpx's ``timeout`` bounds each network operation only, so a
+        receiver trickling its answer a byte at a time could hold an attempt indefinitely (and
+        outlive its claim, letting another deliverer re-send): the whole request — resolve,
+        connect, send, response head, close — has one total deadline as well."""
         headers = signed_headers(job.secret, job.message_id, int(time.time()), job.body)
+        deadline = self.settings.webhook_timeout_seconds
         started = time.perf_counter()
         try:
-            # Streamed and closed unread: a receiver's answer body is of no use and could be huge.
-            async with self.client.stream("POST", job.url, content=job.body.encode(), headers=headers) as response:
-                status = response.status_code
+            async with asyncio.timeout(deadline):
+                # Streamed and closed unread: a receiver's answer body is of no use and could be huge.
+                async with self.client.stream("POST", job.url, content=job.body.encode(), headers=headers) as response:
+                    status = response.status_code
+        except TimeoutError:
+            return AttemptResult("failed", None, f"timeout (no response within {deadline:g} s)", time.perf_counter() - started)
         except httpx.ConnectError as exc:
             message = str(exc)
             outcome = "refused" if message.startswith("refused:") else "failed"
@@ -194,6 +207,16 @@ class WebhookDeliverer:
             row = await session.get(WebhookDelivery, job.delivery_id, with_for_update=True)
             if row is None or row.status != "pending":
                 return  # the endpoint was deleted meanwhile (its deliveries with it)
+            if row.attempts != job.attempt:
+                # This attempt outlived its claim and a newer one was claimed since: its
+                # outcome (and its retry schedule) belongs to that attempt now.
+                log.warning(
+                    "stale webhook attempt %s dropped (the delivery is at attempt %s)",
+                    job.attempt,
+                    row.attempts,
+                    extra={"webhook_id": job.endpoint_id, "delivery_id": job.message_id, "outcome": result.outcome},
+                )
+                return
             session.add(
                 WebhookAttempt(
                     delivery_id=job.delivery_id,
