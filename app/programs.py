@@ -38,12 +38,22 @@ def _errors(exc: ValidationError, prefix: str) -> str:
     return "; ".join(parts)
 
 
-def _rules_for(relationship: str, given: dict[str, Any]) -> Rules:
-    """Validate rules; peers default to a level gap of 0–1 instead of a mentor 1–4 levels senior."""
-    values = dict(given)
+LEVEL_GAP_KEYS = ("level_gap_min", "level_gap_max")
+
+
+def level_gap_defaults(relationship: str) -> dict[str, int]:
+    """The level gap a relationship starts with: peers within 0–1 levels of each other,
+    otherwise the Rules defaults (a mentor — or, in reverse mentoring, a mentee — 1–4 levels senior)."""
     if relationship == "peer":
-        values.setdefault("level_gap_min", PEER_LEVEL_GAP[0])
-        values.setdefault("level_gap_max", PEER_LEVEL_GAP[1])
+        low, high = PEER_LEVEL_GAP
+    else:
+        low, high = (Rules.model_fields[key].default for key in LEVEL_GAP_KEYS)
+    return dict(zip(LEVEL_GAP_KEYS, (low, high), strict=True))
+
+
+def _rules_for(relationship: str, given: dict[str, Any]) -> Rules:
+    """Validate rules; a level gap not given takes the relationship's default (``level_gap_defaults``)."""
+    values = {**level_gap_defaults(relationship), **given}
     try:
         return Rules.model_validate(values)
     except ValidationError as exc:
@@ -86,6 +96,8 @@ async def list_programs(session: AsyncSession, *, limit: int, cursor: str | None
 
 
 async def patch_program(session: AsyncSession, program_id: int, body: ProgramPatch) -> Program:
+    """Merge a partial update. Changing ``relationship`` resets ``rules.level_gap_min/max`` to
+    the new relationship's defaults unless the same PATCH sets them."""
     row = await get_program(session, program_id)
     changes = body.model_dump(exclude_unset=True)
     for field in ("name", "relationship", "objective"):
@@ -98,7 +110,14 @@ async def patch_program(session: AsyncSession, program_id: int, body: ProgramPat
         except ValidationError as exc:
             raise InvalidInput(_errors(exc, "weights")) from exc
     if "rules" in changes or relationship != row.relationship:
-        row.rules = _rules_for(relationship, {**row.rules, **(changes.get("rules") or {})}).model_dump()
+        stored = dict(row.rules)
+        if relationship != row.relationship:
+            # Stored rules hold every key, so the old relationship's level gap would otherwise
+            # survive (traditional → peer keeping 1–4 would never pair two peers of one level):
+            # a gap the PATCH does not set itself restarts at the new relationship's default.
+            for key in LEVEL_GAP_KEYS:
+                stored.pop(key, None)
+        row.rules = _rules_for(relationship, {**stored, **(changes.get("rules") or {})}).model_dump()
     for field in ("name", "description", "relationship", "objective"):
         if field in changes:
             setattr(row, field, changes[field])

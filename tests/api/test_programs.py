@@ -41,6 +41,40 @@ async def test_peer_programs_default_to_a_level_gap_of_at_most_one(client: httpx
     assert (rules["level_gap_min"], rules["level_gap_max"], rules["min_overlap_hours"]) == (0, 1, 3)
 
 
+async def test_patch_to_peer_resets_the_level_gap_to_the_peer_default(client: httpx.AsyncClient, admin) -> None:
+    program_id = await create_program(client, admin, rules={"min_overlap_hours": 3})
+    response = await client.patch(f"/v1/programs/{program_id}", json={"relationship": "peer"}, headers=admin)
+    assert response.status_code == 200, response.text
+    rules = response.json()["rules"]
+    assert (rules["level_gap_min"], rules["level_gap_max"], rules["min_overlap_hours"]) == (0, 1, 3)
+    # And back: the traditional default again, not the peer gap.
+    response = await client.patch(f"/v1/programs/{program_id}", json={"relationship": "traditional"}, headers=admin)
+    rules = response.json()["rules"]
+    assert (rules["level_gap_min"], rules["level_gap_max"], rules["min_overlap_hours"]) == (1, 4, 3)
+
+
+async def test_patch_to_peer_keeps_a_level_gap_given_with_it(client: httpx.AsyncClient, admin) -> None:
+    program_id = await create_program(client, admin)
+    response = await client.patch(
+        f"/v1/programs/{program_id}",
+        json={"relationship": "peer", "rules": {"level_gap_min": 0, "level_gap_max": 2}},
+        headers=admin,
+    )
+    assert response.status_code == 200, response.text
+    rules = response.json()["rules"]
+    assert (rules["level_gap_min"], rules["level_gap_max"]) == (0, 2)
+    # Only one bound given: the other takes the new relationship's default.
+    response = await client.patch(
+        f"/v1/programs/{program_id}", json={"relationship": "traditional", "rules": {"level_gap_max": 6}}, headers=admin
+    )
+    rules = response.json()["rules"]
+    assert (rules["level_gap_min"], rules["level_gap_max"]) == (1, 6)
+    # Without a relationship change, a stored gap is kept.
+    response = await client.patch(f"/v1/programs/{program_id}", json={"rules": {"min_score": 0.1}}, headers=admin)
+    rules = response.json()["rules"]
+    assert (rules["level_gap_min"], rules["level_gap_max"]) == (1, 6)
+
+
 async def test_patch_merges_rules_and_weights(client: httpx.AsyncClient, admin) -> None:
     program_id = await create_program(client, admin)
     response = await client.patch(
