@@ -54,12 +54,13 @@ def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
     if url.startswith("sqlite"):
         _ensure_sqlite_directory(url)
-        engine = create_async_engine(url, echo=settings.db_echo)
+        engine = create_async_engine(url, echo=settings.db_echo, hide_parameters=True)
         _install_sqlite_hooks(engine)
         return engine
     return create_async_engine(
         url,
         echo=settings.db_echo,
+        hide_parameters=True,  # error messages would otherwise quote names and e-mails into logs
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_pre_ping=True,  # survive a PostgreSQL restart without restarting the service

@@ -10,6 +10,7 @@ from typing import TypeVar
 from app.errors import InvalidInput
 
 K = TypeVar("K", int, str)
+MAX_KEY = 2**63 - 1  # BIGINT; a larger number could only come from a forged cursor
 
 
 def encode_cursor(last_key: int | str) -> str:
@@ -25,6 +26,6 @@ def decode_cursor(cursor: str | None, kind: type[K] = int) -> K | None:  # type:
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))["after"]
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise InvalidInput("The cursor is not one this API issued.") from exc
-    if type(value) is not kind or (kind is int and value < 0):
+    if type(value) is not kind or (kind is int and not 0 <= value <= MAX_KEY):
         raise InvalidInput("The cursor is not one this API issued.")
     return value

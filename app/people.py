@@ -20,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.batch import BatchValidation, first_error
 from app.errors import Conflict, InvalidInput, NotFound
-from app.models import ApiKey, Pairing, Person
+from app.models import ApiKey, Pairing, Person, RoundMatch
 from app.models.base import utcnow
 from app.pagination import decode_cursor, encode_cursor
 from schemas.people import BatchItemResult, PersonBatchItem, PersonFields, PersonOut, PersonPut
 
 ERASED = "this person was erased and cannot be re-created"
+ERASED_REASON = "explanation removed: a participant's personal data was erased"
 
 # Keep IN (...) lists and multi-row VALUES well under SQLite's and PostgreSQL's parameter caps.
 CHUNK = 500
@@ -302,6 +303,13 @@ async def erase_person(session: AsyncSession, external_id: str) -> None:
             or_(Pairing.mentor_person_id == row.id, Pairing.mentee_person_id == row.id), Pairing.status == "active"
         )
         .values(status="ended", ended_at=now)
+    )
+    # Explanations quote both people (goals, working hours, department): drop those that
+    # involve the erased person, in drafts and in history alike.
+    await session.execute(
+        update(RoundMatch)
+        .where(or_(RoundMatch.mentor_person_id == row.id, RoundMatch.mentee_person_id == row.id))
+        .values(reasons=[ERASED_REASON], overlap_windows=[])
     )
     # A participant token speaks for the person; once they are erased it must open nothing.
     await session.execute(

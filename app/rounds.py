@@ -340,6 +340,9 @@ async def trigger_round(
 # Publishing and discarding
 
 
+_mentor, _mentee = aliased(Person, name="mentor"), aliased(Person, name="mentee")
+
+
 async def publish_round(session: AsyncSession, round_id: int) -> Round:
     """Turn a completed round's matches into active pairings (one transaction)."""
     now = utcnow()
@@ -366,7 +369,16 @@ async def publish_round(session: AsyncSession, round_id: int) -> Round:
                 literal(now, UTCDateTime()),
             )
             .join(Round, Round.id == RoundMatch.round_id)
-            .where(RoundMatch.round_id == round_id),
+            .join(_mentor, _mentor.id == RoundMatch.mentor_person_id)
+            .join(_mentee, _mentee.id == RoundMatch.mentee_person_id)
+            .where(
+                RoundMatch.round_id == round_id,
+                # Someone erased or made inactive since the round ran is not paired with anyone.
+                _mentor.erased_at.is_(None),
+                _mentor.active.is_(True),
+                _mentee.erased_at.is_(None),
+                _mentee.active.is_(True),
+            ),
         )
     )
     await emit(session, "round.published", round_id, program_id)

@@ -51,7 +51,7 @@ def _valid_time_zone(value: str) -> str:
 
 
 def _valid_email(value: str | None) -> str | None:
-    if value is not None and not _EMAIL.match(value):
+    if value is not None and (not _EMAIL.match(value) or _CONTROL.search(value)):
         raise ValueError("not an e-mail address")
     return value
 
@@ -145,7 +145,9 @@ class PersonFields(StrictInput):
             return value
         return [
             {**item, key: normalise_skill_name(item[key])}
-            if isinstance(item, dict) and isinstance(item.get(key), str)
+            # A name with unsafe characters is left as sent, for validation to refuse
+            # (normalising first would turn a line separator into a harmless space).
+            if isinstance(item, dict) and isinstance(item.get(key), str) and not _CONTROL.search(item[key])
             else item
             for item in value
         ]

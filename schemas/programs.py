@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from schemas.common import StrictInput
+from schemas.common import StrictInput, description_field
 from schemas.people import BatchItemResult, ExternalId, Text
 
 Relationship = Literal["traditional", "reverse", "peer"]
@@ -60,9 +60,12 @@ class Rules(StrictInput):
         return self
 
 
+Description = description_field(2000)
+
+
 class ProgramCreate(StrictInput):
     name: Text
-    description: str | None = Field(default=None, max_length=2000)
+    description: Description | None = None
     relationship: Relationship = "traditional"
     objective: Objective = "coverage_first"
     weights: Weights = Field(default_factory=Weights)
@@ -77,7 +80,7 @@ class ProgramPatch(StrictInput):
     A round already triggered keeps the rules it was triggered with."""
 
     name: Text | None = None
-    description: str | None = Field(default=None, max_length=2000)
+    description: Description | None = None
     relationship: Relationship | None = None
     objective: Objective | None = None
     weights: dict[str, Any] | None = Field(default=None, description="Any subset of the Weights fields.")

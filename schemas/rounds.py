@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from schemas.common import StrictInput
 from schemas.people import ExternalId
@@ -14,6 +14,7 @@ from schemas.programs import Objective, Relationship, Rules, Weights
 RoundStatus = Literal["queued", "running", "completed", "failed", "published", "discarded"]
 MAX_PINS = 1000
 MAX_BLOCKS = 10_000
+MAX_ROUND_DATE_DISTANCE_DAYS = 366
 
 
 class PairRef(StrictInput):
@@ -32,6 +33,15 @@ class RoundCreate(StrictInput):
         default=None,
         description="The date shared working hours are computed for (DST matters); defaults to today (UTC).",
     )
+
+    @field_validator("round_date")
+    @classmethod
+    def _near_today(cls, value: date | None) -> date | None:
+        # Working hours are compared on this date (DST rules); far dates are typos, and the
+        # extremes of the calendar cannot hold the day before and after.
+        if value is not None and abs((value - date.today()).days) > MAX_ROUND_DATE_DISTANCE_DAYS:
+            raise ValueError(f"must be within {MAX_ROUND_DATE_DISTANCE_DAYS} days of today")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> RoundCreate:

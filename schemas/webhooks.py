@@ -7,7 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from schemas.common import StrictInput
+from schemas.common import StrictInput, description_field
+
+WebhookDescription = description_field(500)
 
 WebhookEventType = Literal["round.completed", "round.failed", "round.published"]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
@@ -22,7 +24,7 @@ class WebhookCreate(StrictInput):
         examples=["https://hr.example.com/hooks/kizuna"],
     )
     events: list[WebhookEventType] = Field(min_length=1, max_length=3, description="The events to send here.")
-    description: str | None = Field(default=None, max_length=500)
+    description: WebhookDescription | None = None
 
     @field_validator("url")
     @classmethod

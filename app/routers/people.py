@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
+from pydantic import AwareDatetime
 
 from app import people as service
 from app.auth import PeopleReader, PeopleWriter
@@ -54,7 +54,7 @@ async def list_people(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     department: Annotated[str | None, Query(max_length=200)] = None,
     active: bool | None = None,
-    updated_since: datetime | None = None,
+    updated_since: Annotated[AwareDatetime | None, Query(description="ISO 8601 with a UTC offset")] = None,
 ) -> Page[PersonOut]:
     rows, next_cursor = await service.list_people(
         session, limit=limit, cursor=cursor, department=department, active=active, updated_since=updated_since

@@ -42,6 +42,9 @@ async def test_erased_counterpart_shows_no_personal_data(client: httpx.AsyncClie
         "department": None, "time_zone": None, "erased": True,
     }  # fmt: skip
     assert pairing["status"] == "ended"  # nobody is left waiting for an erased mentor
+    # Explanations quoted dana's goals, hours and department: they are gone too.
+    assert pairing["reasons"] == ["explanation removed: a participant's personal data was erased"]
+    assert pairing["overlap"]["windows"] == []
     # The erased person themselves is gone.
     assert (await client.get("/v1/people/dana/pairings", headers=integration)).status_code == 404
 
@@ -94,3 +97,16 @@ async def test_pairings_paginate(client: httpx.AsyncClient, admin, hris, integra
     assert sorted(p["counterpart"]["external_id"] for p in first["items"] + rest["items"]) == ["dana", "fumi"]
     assert (await client.get("/v1/people/ines/pairings", params={"cursor": "bad"}, headers=integration)).status_code == 422
 
+
+
+async def test_publishing_skips_people_erased_or_made_inactive_after_the_round(
+    client: httpx.AsyncClient, admin, hris, integration, runner
+) -> None:
+    program_id = await setup_program(client, admin, hris)
+    round_id = (await trigger(client, admin, program_id)).json()["id"]
+    await runner.run_once()
+    assert (await client.delete("/v1/people/dana", headers=hris)).status_code == 204
+    assert (await client.patch("/v1/people/eli", json={"active": False}, headers=hris)).status_code == 200
+    assert (await client.post(f"/v1/rounds/{round_id}/publish", headers=admin)).status_code == 200
+    assert (await client.get("/v1/people/alice/pairings", headers=integration)).json()["items"] == []
+    assert (await client.get("/v1/people/bruno/pairings", headers=integration)).json()["items"] == []

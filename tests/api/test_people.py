@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, select
 
 from app.migrations import sync_url
 from app.models import Person
+from app.pagination import encode_cursor
 from tests.api.people_payloads import batch_item, person_payload
 
 
@@ -167,6 +168,8 @@ async def test_list_filters(client: httpx.AsyncClient, hris: dict[str, str]) -> 
     stamp = (await client.patch("/v1/people/s1", json={"title": "Lead"}, headers=hris)).json()["updated_at"]
     assert await ids(f"updated_since={stamp.replace('+', '%2B')}") == ["s1"]
     assert (await client.get("/v1/people?updated_since=yesterday", headers=hris)).status_code == 422
+    # A timestamp without a UTC offset is ambiguous: refused, not guessed.
+    assert (await client.get("/v1/people?updated_since=2026-01-01T00:00:00", headers=hris)).status_code == 422
 
 
 async def test_pagination_never_skips_or_repeats_while_rows_are_added(client: httpx.AsyncClient, hris: dict[str, str]) -> None:
@@ -189,6 +192,8 @@ async def test_pagination_never_skips_or_repeats_while_rows_are_added(client: ht
     assert set(original) <= set(seen), "a row was skipped"
     assert (await client.get("/v1/people?limit=201", headers=hris)).status_code == 422
     assert (await client.get("/v1/people?cursor=not-a-cursor", headers=hris)).status_code == 422
+    forged = encode_cursor(10**30)  # larger than any BIGINT key
+    assert (await client.get(f"/v1/people?cursor={forged}", headers=hris)).status_code == 422
 
 
 async def test_parallel_overlapping_batches_lose_nothing_and_duplicate_nothing(
@@ -235,6 +240,7 @@ BAD_PROFILES = [
     ("self manager", {"manager_external_id": "victim"}),
     ("bad manager id", {"manager_external_id": "has space"}),
     ("email", {"email": "not-an-email"}),
+    ("control characters in email", {"email": "a\x00\x1b[31m@example.com"}),
     ("control characters", {"display_name": "Robert\x00'); DROP TABLE people;--"}),
     ("name too long", {"display_name": "x" * 201}),
     ("missing name", {"display_name": None}),
