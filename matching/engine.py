@@ -138,6 +138,13 @@ def _assemble(problem, enc, pins, pairs, cands, status, bound_points, clock, t, 
     else:
         bound = max(objective, (bound_points + pinned_points) / SCORE_SCALE)
     gap = 0.0 if bound <= 0 else (bound - objective) / bound
+    notes: tuple[str, ...] = ()
+    if status == "quota_unmet":
+        status = "feasible"
+        notes = (
+            f"the cross-functional quota of {problem.program.rules.min_cross_functional_share:.0%} cannot be met "
+            "without matching fewer mentees; returned the highest share found at full coverage",
+        )
     stats = _stats(enc, matches)
     violations = check(problem, Solution(tuple(matches), (), SolverInfo(status, objective, bound, 0.0), stats))
     if violations:
@@ -147,7 +154,7 @@ def _assemble(problem, enc, pins, pairs, cands, status, bound_points, clock, t, 
     return Solution(
         matches=tuple(matches),
         unmatched=tuple(unmatched),
-        solver=SolverInfo(status=status, objective=objective, bound=bound, seconds=seconds, gap=gap),
+        solver=SolverInfo(status=status, objective=objective, bound=bound, seconds=seconds, gap=gap, notes=notes),
         stats=stats,
         timings={k: clock.phases.get(k, 0.0) for k in ("rules_scoring", "pruning", "solve", "explain")},
     )

@@ -162,6 +162,8 @@ class SolverInfo:
     bound: float
     seconds: float
     gap: float = 0.0
+    # Human-readable caveats, e.g. a cross-functional quota that cannot be met at full coverage.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

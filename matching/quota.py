@@ -109,7 +109,9 @@ def enforce_quota(enc, scorer, cands, active, capacity, floors, pins, pairs, clo
     lo, hi = 0, 1
     while not run(hi):
         lo, hi = hi, hi * 4
-        if hi > 64 * SCORE_SCALE or time.monotonic() > deadline:
+        if hi > 64 * SCORE_SCALE:
+            return best_share_pairs, "quota_unmet", None, t
+        if time.monotonic() > deadline:
             return best_share_pairs, "feasible", None, t
     while hi - lo > 1 and time.monotonic() < deadline:
         mid = (lo + hi) // 2
