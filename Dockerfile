@@ -1,5 +1,5 @@
 # Kizuna: one image for the API (`kizuna serve`, the default) and for workers (`kizuna worker`).
-# Configured by environment variables only (KIZUNA_*; see README.ops.md).
+# Configured by environment variables only (KIZUNA_*; see "Configuration" in README.md).
 #
 #   docker build -t kizuna .
 #   docker run -p 8000:8000 -v kizuna-data:/app/data kizuna            # SQLite in a volume

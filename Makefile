@@ -8,6 +8,8 @@ PORT   ?= 8000
 .PHONY: serve test test-sqlite test-postgres bench openapi clean
 
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "Kizuna needs Python >= 3.11: run 'make PYTHON=python3.11 ...'" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 

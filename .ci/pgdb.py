@@ -25,6 +25,9 @@ def create(admin_url: str) -> str:
     except psycopg.OperationalError as exc:
         print(f"cannot reach PostgreSQL: {exc}".strip(), file=sys.stderr)
         raise SystemExit(1) from exc
+    except psycopg.Error as exc:  # reachable, but e.g. no CREATEDB privilege: say so plainly
+        print(f"PostgreSQL refused to create a test database: {exc}".strip(), file=sys.stderr)
+        raise SystemExit(3) from exc
     base = admin_url.rsplit("/", 1)[0]
     return f"{base}/{name}"
 

@@ -28,6 +28,9 @@ Role = Literal["admin", "hris", "integration", "participant"]
 KEY_ROLES: tuple[Role, ...] = ("admin", "hris", "integration")
 SECRET_PREFIX = "kz_"
 MIN_BOOTSTRAP_KEY_LENGTH = 24
+# Enough of the secret to recognise a key in a list ("kz_" + 5), too little to matter for a
+# human-chosen bootstrap key.
+PREFIX_LENGTH = 8
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer kz_…`")
 
@@ -65,7 +68,7 @@ async def create_key(
         name=name,
         role=role,
         secret_hash=hash_secret(secret),
-        prefix=secret[:10],
+        prefix=secret[:PREFIX_LENGTH],
         person_external_id=person_external_id,
         expires_at=expires_at,
     )

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app import __version__
 from app.auth import MIN_BOOTSTRAP_KEY_LENGTH, create_key
@@ -41,11 +42,16 @@ async def ensure_bootstrap_admin_key(app: FastAPI, settings: Settings) -> None:
         return
     if len(secret) < MIN_BOOTSTRAP_KEY_LENGTH:
         raise RuntimeError(f"KIZUNA_BOOTSTRAP_ADMIN_KEY must be at least {MIN_BOOTSTRAP_KEY_LENGTH} characters")
-    async with session_scope(app.state.sessionmaker) as session:
-        query = select(ApiKey.id).where(ApiKey.role == "admin", ApiKey.revoked_at.is_(None)).limit(1)
-        if (await session.execute(query)).first() is None:
-            await create_key(session, name="bootstrap admin", role="admin", secret=secret)
-            log.info("installed the bootstrap admin key")
+    try:
+        async with session_scope(app.state.sessionmaker) as session:
+            query = select(ApiKey.id).where(ApiKey.role == "admin", ApiKey.revoked_at.is_(None)).limit(1)
+            if (await session.execute(query)).first() is None:
+                await create_key(session, name="bootstrap admin", role="admin", secret=secret)
+                log.info("installed the bootstrap admin key")
+    except IntegrityError:
+        # Another replica installed it at the same moment, or this key was revoked before: a
+        # revoked key never comes back, and neither case may stop the service from starting.
+        log.warning("the bootstrap admin key is already stored (installed by another replica, or revoked)")
 
 
 @asynccontextmanager

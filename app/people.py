@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import and_, literal_column, null, or_, select, update
+from sqlalchemy import and_, func, literal_column, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +26,7 @@ from app.pagination import decode_cursor, encode_cursor
 from schemas.people import BatchItemResult, PersonBatchItem, PersonFields, PersonOut, PersonPut
 
 ERASED = "this person was erased and cannot be re-created"
+MANAGER_LOCK_KEY = 0x4B5A_4D47  # "KZMG": the advisory lock serialising manager changes
 ERASED_REASON = "explanation removed: a participant's personal data was erased"
 
 # Keep IN (...) lists and multi-row VALUES well under SQLite's and PostgreSQL's parameter caps.
@@ -204,7 +205,12 @@ async def upsert_people(
         if row.erased_at is not None:
             batch.reject(ext, ERASED)
 
-    manager_errors = await _manager_errors(session, {ext: item.manager_external_id for ext, (_, item) in valid.items()})
+    proposed_managers = {ext: item.manager_external_id for ext, (_, item) in valid.items()}
+    if session.bind.dialect.name == "postgresql" and any(proposed_managers.values()):
+        # Two concurrent writers could each close half of a cycle (A→B here, B→A there) that
+        # neither sees: manager changes take turns. SQLite writers already queue.
+        await session.execute(select(func.pg_advisory_xact_lock(MANAGER_LOCK_KEY)))
+    manager_errors = await _manager_errors(session, proposed_managers)
     for ext, message in manager_errors.items():
         batch.reject(ext, message)
 

@@ -38,8 +38,14 @@ class DestinationRefused(Exception):
 
 def forbidden_reason(address: IPAddress) -> str | None:
     """Why an address may not be called, or None for a public unicast address."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return forbidden_reason(address.ipv4_mapped)  # ::ffff:127.0.0.1 is 127.0.0.1
+    if isinstance(address, ipaddress.IPv6Address):
+        # IPv6 forms that carry an IPv4 address reach that address: judge the IPv4 one.
+        if address.ipv4_mapped is not None:
+            return forbidden_reason(address.ipv4_mapped)  # ::ffff:127.0.0.1 is 127.0.0.1
+        if address.sixtofour is not None:
+            return forbidden_reason(address.sixtofour)  # 2002:7f00:1::1 is 127.0.0.1
+        if address.teredo is not None:
+            return forbidden_reason(address.teredo[1])  # the client address inside Teredo
     if address.is_loopback:
         return "loopback"
     if address.is_link_local:

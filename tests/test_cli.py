@@ -18,6 +18,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from app.auth import PREFIX_LENGTH
 from app.cli import app as cli
 from app.migrations import head_revision
 from tests.api.webhook_receiver import receiver_factory  # noqa: F401  (a fixture)
@@ -101,7 +102,7 @@ def test_keys_create_list_revoke(cli_env: dict[str, str]) -> None:
     row = next(line for line in listed.stdout.splitlines() if "workday sync" in line)
     key_id, role = row.split()[:2]
     assert role == "hris"
-    assert secret not in listed.stdout and secret[:10] in listed.stdout  # the prefix only
+    assert secret not in listed.stdout and secret[:PREFIX_LENGTH] in listed.stdout  # the prefix only
 
     revoked = invoke(["keys", "revoke", key_id], cli_env)
     assert revoked.exit_code == 0 and key_id in revoked.stdout

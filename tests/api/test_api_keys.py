@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, update
 
+from app.auth import PREFIX_LENGTH
+from app.db import session_scope
+from app.main import create_app
 from app.migrations import sync_url
 from app.models import ApiKey
+from app.models.base import utcnow
+from app.settings import Settings
 from tests.api.people_payloads import batch_item, person_payload
 from tests.conftest import ADMIN_SECRET, bearer, make_key
 
@@ -19,7 +26,7 @@ async def test_created_secret_is_shown_once_and_stored_only_as_hash(
     assert response.status_code == 201
     created = response.json()
     assert created["secret"].startswith("kz_") and len(created["secret"]) > 40
-    assert created["prefix"] == created["secret"][:10]
+    assert created["prefix"] == created["secret"][:PREFIX_LENGTH]
 
     listed = (await client.get("/v1/api-keys", headers=admin)).json()
     assert created["id"] in [k["id"] for k in listed["items"]]
@@ -47,7 +54,7 @@ async def test_revoked_key_is_refused(client: httpx.AsyncClient, admin: dict[str
 
 async def test_an_admin_key_cannot_revoke_itself(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
     keys = (await client.get("/v1/api-keys", headers=admin)).json()["items"]
-    bootstrap = next(k for k in keys if k["prefix"] == ADMIN_SECRET[:10])
+    bootstrap = next(k for k in keys if k["prefix"] == ADMIN_SECRET[:PREFIX_LENGTH])
     assert (await client.delete(f"/v1/api-keys/{bootstrap['id']}", headers=admin)).status_code == 409
 
 
@@ -111,3 +118,21 @@ async def test_key_endpoints_need_admin(
 ) -> None:
     for headers in (hris, integration):
         assert (await client.request(method, path, json=body, headers=headers)).status_code == 403
+
+
+
+async def test_a_revoked_bootstrap_key_stays_revoked_across_restarts(
+    app: Any, client: httpx.AsyncClient, admin: dict[str, str], settings: Settings
+) -> None:
+    other = await make_key(client, "admin", "second admin")
+    keys = (await client.get("/v1/api-keys", headers=admin)).json()["items"]
+    bootstrap = next(k for k in keys if k["prefix"] == ADMIN_SECRET[:PREFIX_LENGTH])
+    assert (await client.delete(f"/v1/api-keys/{bootstrap['id']}", headers=other)).status_code == 204
+    async with session_scope(app.state.sessionmaker) as session:  # no active admin key is left
+        await session.execute(update(ApiKey).where(ApiKey.role == "admin").values(revoked_at=utcnow()))
+    # A restart with the same environment starts fine and does not bring the revoked key back.
+    restarted = create_app(settings)
+    async with restarted.router.lifespan_context(restarted):
+        transport = httpx.ASGITransport(app=restarted)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kizuna.test") as again:
+            assert (await again.get("/v1/api-keys", headers=admin)).status_code == 401

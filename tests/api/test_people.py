@@ -294,3 +294,13 @@ async def test_malformed_json_oversized_and_wrong_shapes(client: httpx.AsyncClie
         nested = {"a": nested}
     assert (await client.put("/v1/people/m", json={**person_payload("m"), "x": nested}, headers=hris)).status_code == 422
     assert (await client.get("/v1/people", headers=hris)).json()["items"] == []
+
+
+async def test_concurrent_writers_cannot_close_a_manager_cycle(client: httpx.AsyncClient, hris: dict[str, str]) -> None:
+    for name in ("ca", "cb"):
+        await client.put(f"/v1/people/{name}", json=person_payload(name), headers=hris)
+    responses = await asyncio.gather(
+        client.put("/v1/people/ca", json=person_payload("ca", manager_external_id="cb"), headers=hris),
+        client.put("/v1/people/cb", json=person_payload("cb", manager_external_id="ca"), headers=hris),
+    )
+    assert sorted(r.status_code for r in responses) == [200, 422], [r.text for r in responses]

@@ -181,6 +181,10 @@ def test_address_policy() -> None:
     assert forbidden_reason(ipaddress.ip_address("2606:2800:220:1:248:1893:25c8:1946")) is None
     assert forbidden_reason(ipaddress.ip_address("127.0.0.1")) == "loopback"
     assert forbidden_reason(ipaddress.ip_address("::ffff:10.0.0.1")) == "private"
+    # 6to4 and Teredo addresses embed an IPv4 address: the embedded one decides.
+    assert forbidden_reason(ipaddress.ip_address("2002:7f00:1::1")) == "loopback"
+    assert forbidden_reason(ipaddress.ip_address("2002:a9fe:a9fe::1")) == "link-local"
+    assert forbidden_reason(ipaddress.ip_address("2001:0:4136:e378:8000:63bf:f5ff:fffe")) == "private"
     assert forbidden_reason(ipaddress.ip_address("169.254.169.254")) == "link-local"
 
 
