@@ -31,10 +31,10 @@ from .rules import level_bounds
 from .scoring import SCORE_SCALE
 
 MAX_ROUNDS = 200
-# Arcs added per re-scored row and round: the most violated ones. Adding every violated arc
-# at once (column generation's usual trap) swamps the flow with millions of arcs when the
-# first potentials are poor; potentials improve round by round and later rounds add few.
-ADD_PER_ROW = 3
+# Re-checked rows get every pruned arc whose reduced cost is below this margin (not only the
+# violated ones): with the sink-anchored potentials (``flow.sink_potentials``) violated arcs
+# are few, and the near ones keep the next round's potentials from failing the row bounds.
+NEAR_MARGIN = 10
 log = logging.getLogger(__name__)
 
 
@@ -48,25 +48,6 @@ def _slice_max(enc: Encoded, values: np.ndarray) -> np.ndarray:
         if b > a:
             out[enc.mentees.level == level] = values[cols_sorted[a:b]].max()
     return out
-
-
-def _best_per_row(improves, r, c, rows, cols, upper, cert, e_nodes, m_nodes):
-    """Keep, per row, the ADD_PER_ROW improving arcs with the most negative reduced cost
-    (arcs crossing the min cut first)."""
-    idx = np.flatnonzero(improves)
-    if idx.size == 0:
-        return improves
-    tail, head = e_nodes[rows[r[idx]]], m_nodes[cols[c[idx]]]
-    reduced = (SCORE_SCALE - upper[idx]) + cert.potential[tail] - cert.potential[head]
-    crossing = cert.reachable[tail] & ~cert.reachable[head]
-    key = np.where(crossing, np.iinfo(np.int64).min, reduced)
-    order = np.lexsort((key, r[idx]))
-    row_sorted = r[idx][order]
-    starts = np.flatnonzero(np.r_[True, row_sorted[1:] != row_sorted[:-1]])
-    rank = np.arange(order.size) - np.repeat(starts, np.diff(np.r_[starts, order.size]))
-    keep = np.zeros_like(improves)
-    keep[idx[order[rank < ADD_PER_ROW]]] = True
-    return keep
 
 
 def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity, floors, clock, t):
@@ -130,20 +111,24 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             for rows, cols in level_blocks(enc, recheck):
                 raw = scorer.raw_block(rows, cols)
                 pruned = scorer.eligible(raw) & ~present_mask(cands, rows, cols, enc.n_mentors)
-                r, c = np.nonzero(pruned)
-                upper = scorer.points_upper_bound(raw[r, c])
-                maybe = cert.arc_improves(e_nodes[rows[r]], m_nodes[cols[c]], SCORE_SCALE - upper)
-                exact = scorer.exact_points(rows[r[maybe]], cols[c[maybe]])
-                improves = np.zeros(r.size, bool)
-                ok = exact >= 0
-                improves[np.flatnonzero(maybe)[ok]] = cert.arc_improves(
-                    e_nodes[rows[r[maybe][ok]]], m_nodes[cols[c[maybe][ok]]], SCORE_SCALE - exact[ok]
-                )
-                improves = _best_per_row(improves, r, c, rows, cols, upper, cert, e_nodes, m_nodes)
-                add_e.append(rows[r[improves]])
-                add_m.append(cols[c[improves]])
-                rest = ~improves  # stays pruned; its upper bound enters the row's bound
-                np.maximum.at(bound, rows[r[rest]], upper[rest] + pi_m[cols[c[rest]]])
+                r, c = np.nonzero(pruned)  # r is non-decreasing
+                tail, head = e_nodes[rows[r]], m_nodes[cols[c]]
+                # reduced cost of the arc = slack - points
+                slack = SCORE_SCALE + cert.potential[tail] - cert.potential[head]
+                crossing = cert.reachable[tail] & ~cert.reachable[head]
+                points = scorer.points_upper_bound(raw[r, c])
+                maybe = np.flatnonzero((slack - points < NEAR_MARGIN) | crossing)
+                points[maybe] = scorer.exact_points(rows[r[maybe]], cols[c[maybe]])  # -1: below min_score
+                add = np.zeros(r.size, bool)
+                add[maybe] = (points[maybe] >= 0) & ((slack[maybe] - points[maybe] < NEAR_MARGIN) | crossing[maybe])
+                add_e.append(rows[r[add]])
+                add_m.append(cols[c[add]])
+                rest = np.flatnonzero(~add & (points >= 0))  # stays pruned: enters the row's bound
+                if rest.size:
+                    rr = r[rest]
+                    starts = np.flatnonzero(np.r_[True, rr[1:] != rr[:-1]])
+                    best = np.maximum.reduceat(points[rest] + pi_m[cols[c[rest]]], starts)
+                    bound[rows[rr[starts]]] = np.maximum(bound[rows[rr[starts]]], best)
             t = clock.add("pruning", t)
         added_e = np.concatenate(add_e) if add_e else np.zeros(0, np.int64)
         if added_e.size == 0:

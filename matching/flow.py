@@ -247,6 +247,64 @@ def potentials(n_nodes: int, tail: np.ndarray, head: np.ndarray, cost: np.ndarra
     raise RuntimeError("negative cycle in the residual graph: the flow is not optimal")
 
 
+def _label_correct(n_nodes, tail, head, cost, start, dist, active) -> np.ndarray:
+    """Relax arcs (sorted by tail, ``start`` = CSR offsets) out of ``active`` until stable."""
+    for _ in range(n_nodes + 1):
+        counts = start[active + 1] - start[active]
+        total = int(counts.sum())
+        if total == 0:
+            return dist
+        offsets = np.repeat(start[active] - (np.cumsum(counts) - counts), counts)
+        arcs = offsets + np.arange(total)
+        candidate = dist[tail[arcs]] + cost[arcs]
+        target = head[arcs]
+        better = candidate < dist[target]
+        if not better.any():
+            return dist
+        target, candidate = target[better], candidate[better]
+        np.minimum.at(dist, target, candidate)
+        active = np.unique(target)
+    raise RuntimeError("negative cycle in the residual graph: the flow is not optimal")
+
+
+def sink_potentials(network: Network, flow: np.ndarray, tail, head, cost) -> np.ndarray:
+    """A feasible potential (every residual arc has ``cost + pi(tail) - pi(head) >= 0``) that is
+    as favourable as possible to the pruning screen: the largest one with ``pi(sink) = 0``.
+
+    ``pi(v)`` = shortest residual distance from the sink to ``v``. In assignment terms (mentee
+    utility ``u = 1000 + pi(e)``, mentor price ``v = -pi(m)``) this is the dual with the
+    *smallest* mentor prices and the *largest* mentee utilities: mentors with spare capacity
+    and some flow sit at price 0, saturated mentors at the least price complementary slackness
+    allows. Nodes the sink cannot reach (isolated pinned mentees, mentors nobody kept) start at
+    ``K`` (above every reached distance plus any arc cost) and are settled among themselves, i.e.
+    distances from a virtual root with an arc of cost 0 to the sink and cost ``K`` to every
+    other node -- a genuine shortest-path potential. Finally mentors without flow are lowered
+    to ``pi(sink)``: their only residual out-arc is the one to the sink (cost 0), so the lowered
+    value stays feasible, and it is the price 0 a mentor nobody uses deserves.
+    """
+    n = network.n_nodes
+    order = np.argsort(tail, kind="stable")
+    tail, head, cost = tail[order], head[order], cost[order]
+    start = np.searchsorted(tail, np.arange(n + 1))
+    unset = np.iinfo(np.int64).max
+    dist = np.full(n, unset, np.int64)
+    dist[SINK] = 0
+    dist = _label_correct(n, tail, head, cost, start, dist, np.array([SINK]))
+    unreached = np.flatnonzero(dist == unset)
+    if unreached.size:
+        reached = dist[dist != unset]
+        dist[unreached] = int(reached.max(initial=0)) + int(np.abs(cost).max(initial=0)) + 1
+        dist = _label_correct(n, tail, head, cost, start, dist, unreached)
+    m_first = 2 + network.n_mentees
+    mentor_arcs = (network.head == SINK) & (network.tail >= m_first) & (network.tail < n)
+    used = np.zeros(n, bool)
+    used[network.head[: network.n_pairs][flow[: network.n_pairs] > 0]] = True
+    idle = network.tail[mentor_arcs]
+    idle = idle[~used[idle]]
+    dist[idle] = np.minimum(dist[idle], dist[SINK])
+    return dist
+
+
 def reachable_from_source(n_nodes: int, tail: np.ndarray, head: np.ndarray) -> np.ndarray:
     graph = sp.csr_matrix((np.ones(tail.size, np.int8), (tail, head)), shape=(n_nodes, n_nodes))
     seen = np.zeros(n_nodes, bool)
@@ -262,7 +320,10 @@ class Certificate:
     @classmethod
     def of(cls, network: Network, result: FlowResult) -> "Certificate":
         tail, head, cost = residual_arcs(network, result.flow)
-        return cls(potentials(network.n_nodes, tail, head, cost), reachable_from_source(network.n_nodes, tail, head))
+        return cls(
+            sink_potentials(network, result.flow, tail, head, cost),
+            reachable_from_source(network.n_nodes, tail, head),
+        )
 
     def arc_improves(self, tail_node: np.ndarray, head_node: np.ndarray, cost: np.ndarray) -> np.ndarray:
         """True where adding the arc could change the optimum (see module docstring)."""
