@@ -34,7 +34,8 @@ MAX_ROUNDS = 200
 # Re-checked rows get every pruned arc whose reduced cost is below this margin (not only the
 # violated ones): with the sink-anchored potentials (``flow.sink_potentials``) violated arcs
 # are few, and the near ones keep the next round's potentials from failing the row bounds.
-NEAR_MARGIN = 10
+NEAR_MARGIN = 3
+PARTIAL_CHUNK = 256
 log = logging.getLogger(__name__)
 
 
@@ -48,6 +49,34 @@ def _slice_max(enc: Encoded, values: np.ndarray) -> np.ndarray:
         if b > a:
             out[enc.mentees.level == level] = values[cols_sorted[a:b]].max()
     return out
+
+
+def _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m, bound, pi_m):
+    """Score the pruned pairs of a block: queue those within NEAR_MARGIN of a negative reduced
+    cost (or crossing the min cut) for adding; with ``bound``, fold the rest into the row bounds
+    (max of points + pi(m) over the pairs that stay pruned)."""
+    raw = scorer.raw_block(rows, cols)
+    pruned = scorer.eligible(raw) & ~present_mask(cands, rows, cols, enc.n_mentors)
+    r, c = np.nonzero(pruned)  # r is non-decreasing
+    tail, head = e_nodes[rows[r]], m_nodes[cols[c]]
+    # reduced cost of the arc = slack - points
+    slack = SCORE_SCALE + cert.potential[tail] - cert.potential[head]
+    crossing = cert.reachable[tail] & ~cert.reachable[head]
+    points = scorer.points_upper_bound(raw[r, c])
+    maybe = np.flatnonzero((slack - points < NEAR_MARGIN) | crossing)
+    points[maybe] = scorer.exact_points(rows[r[maybe]], cols[c[maybe]])  # -1: below min_score
+    add = np.zeros(r.size, bool)
+    add[maybe] = (points[maybe] >= 0) & ((slack[maybe] - points[maybe] < NEAR_MARGIN) | crossing[maybe])
+    add_e.append(rows[r[add]])
+    add_m.append(cols[c[add]])
+    if bound is None:
+        return
+    rest = np.flatnonzero(~add & (points >= 0))  # stays pruned: enters the row's bound
+    if rest.size:
+        rr = r[rest]
+        starts = np.flatnonzero(np.r_[True, rr[1:] != rr[:-1]])
+        best = np.maximum.reduceat(points[rest] + pi_m[cols[c[rest]]], starts)
+        bound[rows[rr[starts]]] = np.maximum(bound[rows[rr[starts]]], best)
 
 
 def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity, floors, clock, t):
@@ -76,10 +105,17 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         worst = np.full(enc.n_mentees, -np.inf)
         if fresh.any():
             worst[fresh] = (cands.threshold + _slice_max(enc, pi_m))[fresh]
+        partial = []  # (rows, mentors): rows whose bound holds except against these mentors
         for r, old in enumerate(history):
             rows = has_pruned & (ref == r)
             if rows.any():
-                worst[rows] = (bound + _slice_max(enc, pi_m - old))[rows]
+                # Mentors whose price fell since round r are screened pair by pair (few);
+                # against the others the row's bound still holds (their pi rose or stayed).
+                shift = pi_m - old
+                moved = shift > 0
+                worst[rows] = (bound + np.maximum(_slice_max(enc, np.where(moved, -np.inf, shift)), 0.0))[rows]
+                if moved.any():
+                    partial.append((np.flatnonzero(rows & (worst <= allowance)), shift))
         recheck = np.flatnonzero(has_pruned & (worst > allowance))
 
         # Min-cut screen: rows in S against mentors outside S.
@@ -97,10 +133,25 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
                 r, c = np.nonzero(scorer.eligible(raw) & ~present_mask(cands, rows, cols, enc.n_mentors))
                 add_e.append(rows[r])
                 add_m.append(cols[c])
+        n_partial = 0
+        for rows_p, shift in partial:
+            # A pair (i, j) left out of row i's bound check needs a look only if the price of
+            # j fell by more than the row's spare room: shift(j) > allowance(i) - bound(i).
+            # Rows are taken in order of spare room, in chunks, so each chunk looks at few mentors.
+            room = allowance[rows_p] - bound[rows_p]
+            rows_p = rows_p[np.argsort(-room, kind="stable")]
+            for rows, cols in level_blocks(enc, rows_p):
+                for k in range(0, rows.size, PARTIAL_CHUNK):
+                    chunk = rows[k : k + PARTIAL_CHUNK]
+                    least = (allowance[chunk] - bound[chunk]).min()
+                    sub = cols[shift[cols] > least]
+                    if sub.size:
+                        n_partial += chunk.size * sub.size
+                        _screen(enc, scorer, cands, cert, chunk, sub, e_nodes, m_nodes, add_e, add_m, None, pi_m)
         t = clock.add("pruning", t)
         log.debug(
-            "certify round %d: rows %d, re-scored %d, cut rows %d x %d mentors, flow %d",
-            round_no, int(has_pruned.sum()), recheck.size, cut_rows.size, outside.size, result.maximum_flow,
+            "certify round %d: rows %d, re-scored %d, partial pairs %d, cut rows %d x %d mentors, flow %d",
+            round_no, int(has_pruned.sum()), recheck.size, n_partial, cut_rows.size, outside.size, result.maximum_flow,
         )
 
         # Full re-check of the rows that failed the reduced-cost screen.
@@ -109,26 +160,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             bound[recheck] = -np.inf
             ref[recheck] = len(history) - 1
             for rows, cols in level_blocks(enc, recheck):
-                raw = scorer.raw_block(rows, cols)
-                pruned = scorer.eligible(raw) & ~present_mask(cands, rows, cols, enc.n_mentors)
-                r, c = np.nonzero(pruned)  # r is non-decreasing
-                tail, head = e_nodes[rows[r]], m_nodes[cols[c]]
-                # reduced cost of the arc = slack - points
-                slack = SCORE_SCALE + cert.potential[tail] - cert.potential[head]
-                crossing = cert.reachable[tail] & ~cert.reachable[head]
-                points = scorer.points_upper_bound(raw[r, c])
-                maybe = np.flatnonzero((slack - points < NEAR_MARGIN) | crossing)
-                points[maybe] = scorer.exact_points(rows[r[maybe]], cols[c[maybe]])  # -1: below min_score
-                add = np.zeros(r.size, bool)
-                add[maybe] = (points[maybe] >= 0) & ((slack[maybe] - points[maybe] < NEAR_MARGIN) | crossing[maybe])
-                add_e.append(rows[r[add]])
-                add_m.append(cols[c[add]])
-                rest = np.flatnonzero(~add & (points >= 0))  # stays pruned: enters the row's bound
-                if rest.size:
-                    rr = r[rest]
-                    starts = np.flatnonzero(np.r_[True, rr[1:] != rr[:-1]])
-                    best = np.maximum.reduceat(points[rest] + pi_m[cols[c[rest]]], starts)
-                    bound[rows[rr[starts]]] = np.maximum(bound[rows[rr[starts]]], best)
+                _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m, bound, pi_m)
             t = clock.add("pruning", t)
         added_e = np.concatenate(add_e) if add_e else np.zeros(0, np.int64)
         if added_e.size == 0:

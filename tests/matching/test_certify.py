@@ -1,0 +1,63 @@
+"""The pruning certificate's potentials: feasible, anchored at the sink, and sound with tiny top_k."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from matching import Problem, Program, Rules, check, solve
+from matching.candidates import build_candidates_fast
+from matching.encode import encode
+from matching.fastscore import FastScorer
+from matching.flow import SINK, build_network, residual_arcs, sink_potentials, solve_network
+from matching.synthetic import synthetic_organisation
+
+from .factory import ROUND
+
+
+def _problem(n_mentees, n_mentors, seed, objective="coverage_first", **rules) -> Problem:
+    people, enrollments = synthetic_organisation(n_mentees, n_mentors, seed=seed)
+    return Problem(
+        program=Program(objective=objective, rules=Rules(**rules)), people=people, enrollments=enrollments, round_date=ROUND
+    )
+
+
+@pytest.mark.parametrize("objective", ["coverage_first", "score_first"])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_sink_potentials_are_feasible_and_price_spare_mentors_at_zero(objective, seed):
+    prob = _problem(300, 140, seed, objective=objective)
+    enc = encode(prob)
+    cands = build_candidates_fast(enc, FastScorer(enc), top_k=3)
+    active = np.ones(enc.n_mentees, bool)
+    capacity = enc.mentors.capacity.copy()
+    network = build_network(enc, cands, active, capacity, None)
+    result = solve_network(network)
+    tail, head, cost = residual_arcs(network, result.flow)
+    pi = sink_potentials(network, result.flow, tail, head, cost)
+    assert pi[SINK] == 0
+    assert (cost + pi[tail] - pi[head] >= 0).all()  # a feasible potential: certifies optimality
+    m_nodes = network.mentor_node(np.arange(enc.n_mentors))
+    load = np.bincount(cands.mentor[result.flow[: network.n_pairs] > 0], minlength=enc.n_mentors)
+    spare = (load < capacity) & (capacity > 0)
+    assert (pi[m_nodes[spare]] == 0).all()  # mentors with room: price 0
+    assert (pi[m_nodes] <= 0).all()  # no mentor has a negative price
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n_mentees=st.integers(20, 160),
+    ratio=st.sampled_from([0.3, 0.5, 0.8]),
+    seed=st.integers(0, 10_000),
+    top_k=st.integers(1, 3),
+    objective=st.sampled_from(["coverage_first", "score_first"]),
+    min_score=st.sampled_from([0.0, 0.45]),
+)
+def test_tiny_top_k_is_certified_to_the_unpruned_optimum(n_mentees, ratio, seed, top_k, objective, min_score):
+    prob = _problem(n_mentees, max(2, int(n_mentees * ratio)), seed, objective=objective, min_score=min_score)
+    pruned, full = solve(prob, top_k=top_k), solve(prob, top_k=None)
+    assert check(prob, pruned) == []
+    assert pruned.solver.status == "optimal"
+    assert pruned.solver.objective == full.solver.objective
+    assert pruned.stats["matched_mentees"] == full.stats["matched_mentees"]
