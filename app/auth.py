@@ -77,6 +77,15 @@ async def create_key(
     return key, secret
 
 
+async def revoke_key(session: AsyncSession, key_id: str) -> bool:
+    """Revoke an active API key (not a participant token). False when there is none to revoke."""
+    key = await session.get(ApiKey, key_id)
+    if key is None or key.role == "participant" or key.revoked_at is not None:
+        return False
+    key.revoked_at = utcnow()
+    return True
+
+
 # Columns only, no ORM identity map: this runs on every request.
 _KEY_LOOKUP = select(
     ApiKey.id, ApiKey.role, ApiKey.person_external_id, ApiKey.revoked_at, ApiKey.expires_at

@@ -11,7 +11,6 @@ import asyncio
 import signal
 from contextlib import contextmanager
 from enum import Enum
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -61,19 +60,10 @@ class KeyRole(str, Enum):
 def load_settings() -> Settings:
     """Fresh settings from the environment (not the cached ones: tests change the environment)."""
     settings = Settings()
+    from app.db import ensure_sqlite_directory
+
     ensure_sqlite_directory(settings.database_url)
     return settings
-
-
-def ensure_sqlite_directory(database_url: str) -> None:
-    """A fresh clone has no ./data yet: create the SQLite file's directory before anything
-    (Alembic included) opens the database."""
-    from sqlalchemy.engine import make_url
-
-    if database_url.startswith("sqlite"):
-        database = make_url(database_url).database
-        if database and database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -324,19 +314,10 @@ def keys_list(
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The id of the key (from `kizuna keys list`).")]) -> None:
     """Revoke an API key: it stops working at once. Revocation cannot be undone."""
-    from app.models import ApiKey
-    from app.models.base import utcnow
+    from app.auth import revoke_key
 
     settings = load_settings()
-
-    async def work(session):  # type: ignore[no-untyped-def]
-        key = await session.get(ApiKey, key_id)
-        if key is None or key.role == "participant" or key.revoked_at is not None:
-            return False
-        key.revoked_at = utcnow()
-        return True
-
-    if not _run_db(settings, work):
+    if not _run_db(settings, lambda session: revoke_key(session, key_id)):
         raise fail(f"no active API key {key_id!r}")
     typer.echo(f"revoked {key_id}")
 

@@ -27,7 +27,11 @@ sqlite_write_intent: contextvars.ContextVar[bool] = contextvars.ContextVar(
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def _ensure_sqlite_directory(url: str) -> None:
+def ensure_sqlite_directory(url: str) -> None:
+    """A fresh clone has no ./data yet: create the SQLite file's directory before anything
+    (Alembic included) opens the database."""
+    if not url.startswith("sqlite"):
+        return
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +57,7 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
     if url.startswith("sqlite"):
-        _ensure_sqlite_directory(url)
+        ensure_sqlite_directory(url)
         engine = create_async_engine(url, echo=settings.db_echo, hide_parameters=True)
         _install_sqlite_hooks(engine)
         return engine

@@ -89,7 +89,8 @@ def person_as_input(row: Person) -> dict[str, Any]:
     return {key: value for key, value in out.items() if value is not None}
 
 
-def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+def chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    """Slices of at most ``size``: keeps IN (...) lists under the databases' parameter caps."""
     for start in range(0, len(values), size):
         yield values[start : start + size]
 
@@ -97,7 +98,7 @@ def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]
 async def _load_rows(session: AsyncSession, external_ids: Iterable[str]) -> dict[str, Person]:
     ids = sorted(set(external_ids))
     rows: dict[str, Person] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         result = await session.execute(select(Person).where(Person.external_id.in_(chunk)))
         rows.update({row.external_id: row for row in result.scalars()})
     return rows
@@ -107,7 +108,7 @@ async def _load_states(session: AsyncSession, external_ids: Iterable[str]) -> di
     """What an upsert needs to know of stored people: columns only, no JSON decoding."""
     ids = sorted(set(external_ids))
     states: dict[str, Any] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         query = select(Person.external_id, Person.content_hash, Person.erased_at).where(Person.external_id.in_(chunk))
         states.update({row.external_id: row for row in (await session.execute(query)).all()})
     return states
@@ -118,7 +119,7 @@ async def _stored_managers(session: AsyncSession, start: set[str], known: dict[s
     frontier = {ext for ext in start if ext not in known}
     while frontier:
         found: dict[str, str | None] = {}
-        for chunk in _chunks(sorted(frontier)):
+        for chunk in chunks(sorted(frontier)):
             result = await session.execute(
                 select(Person.external_id, Person.manager_external_id).where(Person.external_id.in_(chunk))
             )

@@ -15,7 +15,7 @@ process that also runs rounds keeps answering requests while a round loads.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any
@@ -26,7 +26,7 @@ from sqlalchemy.orm import aliased
 
 import matching.problem as mp
 from app.models import Enrollment, Pairing, Person, Program, Round, RoundUnmatched
-from app.people import CHUNK
+from app.people import chunks
 
 YIELD_EVERY = 2000
 
@@ -133,17 +133,12 @@ def _engine_person(row: Any, cache: _Interned) -> mp.Person:
     )
 
 
-def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
 async def _load_chain_people(session: AsyncSession, people: dict[str, mp.Person]) -> None:
     """Add everyone above the loaded people in the org chart (a few queries, one per level)."""
     frontier = {p.manager_id for p in people.values() if p.manager_id and p.manager_id not in people}
     while frontier:
         found: list[Any] = []
-        for chunk in _chunks(sorted(frontier)):
+        for chunk in chunks(sorted(frontier)):
             result = await session.execute(
                 select(Person.external_id, Person.manager_external_id, Person.level, Person.time_zone).where(
                     Person.external_id.in_(chunk)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator, model_validator
@@ -248,9 +248,28 @@ class BatchItemResult(BaseModel):
     error: str | None = None
 
 
-class PeopleBatchResult(BaseModel):
+class BatchResult(BaseModel):
+    """Per-item results of a batch, with the count of each status."""
+
     results: list[BatchItemResult]
     created: int
     updated: int
     unchanged: int
     errors: int
+
+    @classmethod
+    def of(cls, results: list[BatchItemResult]) -> Self:
+        counts = {"created": 0, "updated": 0, "unchanged": 0, "error": 0}
+        for result in results:
+            counts[result.status] += 1
+        return cls(
+            results=results,
+            created=counts["created"],
+            updated=counts["updated"],
+            unchanged=counts["unchanged"],
+            errors=counts["error"],
+        )
+
+
+class PeopleBatchResult(BatchResult):
+    pass

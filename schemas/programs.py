@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from schemas.common import StrictInput, description_field
-from schemas.people import BatchItemResult, ExternalId, Text
+from schemas.people import BatchResult, ExternalId, Text
 
 Relationship = Literal["traditional", "reverse", "peer"]
 Objective = Literal["coverage_first", "score_first"]
@@ -152,9 +152,5 @@ class EnrollmentOut(BaseModel):
     updated_at: datetime
 
 
-class EnrollmentBatchResult(BaseModel):
-    results: list[BatchItemResult]
-    created: int
-    updated: int
-    unchanged: int
-    errors: int
+class EnrollmentBatchResult(BatchResult):
+    pass

@@ -5,11 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy import select
 
-from app.auth import AdminKey, create_key
+from app.auth import AdminKey, create_key, revoke_key
 from app.deps import SessionDep
 from app.errors import Conflict, NotFound
 from app.models import ApiKey
-from app.models.base import utcnow
 from schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from app.pagination import decode_cursor, encode_cursor
 from schemas.common import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
@@ -52,10 +51,8 @@ async def list_api_keys(
 async def revoke_api_key(
     key_id: Annotated[str, Path(max_length=36)], session: SessionDep, principal: AdminKey
 ) -> Response:
-    key = await session.get(ApiKey, key_id)
-    if key is None or key.role == "participant" or key.revoked_at is not None:
-        raise NotFound(f"No active API key {key_id!r}.")
-    if key.id == principal.key_id:
+    if key_id == principal.key_id:
         raise Conflict("A key cannot revoke itself; use another admin key.")
-    key.revoked_at = utcnow()
+    if not await revoke_key(session, key_id):
+        raise NotFound(f"No active API key {key_id!r}.")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

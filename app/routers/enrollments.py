@@ -55,17 +55,7 @@ async def batch_enroll(
 ) -> EnrollmentBatchResult:
     """Enrol up to 1,000 people; each item gets its own result and one bad item spoils none."""
     await get_program(session, program_id)
-    results = await service.upsert_enrollments(session, program_id, body.enrollments)
-    counts = {"created": 0, "updated": 0, "unchanged": 0, "error": 0}
-    for result in results:
-        counts[result.status] += 1
-    return EnrollmentBatchResult(
-        results=results,
-        created=counts["created"],
-        updated=counts["updated"],
-        unchanged=counts["unchanged"],
-        errors=counts["error"],
-    )
+    return EnrollmentBatchResult.of(await service.upsert_enrollments(session, program_id, body.enrollments))
 
 
 @router.get("", response_model=Page[EnrollmentOut])

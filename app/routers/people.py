@@ -34,16 +34,7 @@ async def put_person(
 async def batch_upsert(body: PeopleBatch, session: SessionDep, _: PeopleWriter) -> PeopleBatchResult:
     """Upsert up to 1,000 profiles; each item gets its own result and one bad item spoils none."""
     outcome = await service.upsert_people(session, body.people)
-    counts = {"created": 0, "updated": 0, "unchanged": 0, "error": 0}
-    for result in outcome.results:
-        counts[result.status] += 1
-    return PeopleBatchResult(
-        results=outcome.results,
-        created=counts["created"],
-        updated=counts["updated"],
-        unchanged=counts["unchanged"],
-        errors=counts["error"],
-    )
+    return PeopleBatchResult.of(outcome.results)
 
 
 @router.get("", response_model=Page[PersonOut])
