@@ -54,24 +54,33 @@ def _slice_max(enc: Encoded, values: np.ndarray) -> np.ndarray:
 def _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m, bound, pi_m):
     """Score the pruned pairs of a block: queue those within NEAR_MARGIN of a negative reduced
     cost (or crossing the min cut) for adding; with ``bound``, fold the rest into the row bounds
-    (max of points + pi(m) over the pairs that stay pruned)."""
+    (max of points + pi(m) over the pairs that stay pruned). Dense over the block: only the
+    queued pairs are listed and scored exactly."""
     raw = scorer.raw_block(rows, cols)
     pruned = scorer.eligible(raw) & ~present_mask(cands, rows, cols, enc.n_mentors)
-    r, c = np.nonzero(pruned)  # r is non-decreasing
-    tail, head = e_nodes[rows[r]], m_nodes[cols[c]]
-    # reduced cost of the arc = slack - points
-    slack = SCORE_SCALE + cert.potential[tail] - cert.potential[head]
-    crossing = cert.reachable[tail] & ~cert.reachable[head]
-    points = scorer.points_upper_bound(raw[r, c])
-    maybe = np.flatnonzero((slack - points < NEAR_MARGIN) | crossing)
-    points[maybe] = scorer.exact_points(rows[r[maybe]], cols[c[maybe]])  # -1: below min_score
-    add = np.zeros(r.size, bool)
-    add[maybe] = (points[maybe] >= 0) & ((slack[maybe] - points[maybe] < NEAR_MARGIN) | crossing[maybe])
+    pot_e = cert.potential[e_nodes[rows]]
+    pot_m = cert.potential[m_nodes[cols]]
+    upper = scorer.points_upper_bound(raw)  # int64; meaningless where not pruned (masked)
+    # reduced cost of a pair = slack - points, slack = 1000 + pi(e) - pi(m)
+    upper -= pot_e[:, None] + SCORE_SCALE
+    upper += pot_m[None, :]  # upper = -(slack - upper bound of points)
+    crossing = cert.reachable[e_nodes[rows]][:, None] & ~cert.reachable[m_nodes[cols]][None, :]
+    near = (upper > -NEAR_MARGIN) | crossing
+    near &= pruned
+    r, c = np.nonzero(near)
+    points = scorer.exact_points(rows[r], cols[c])  # -1: below min_score
+    slack = SCORE_SCALE + pot_e[r] - pot_m[c]
+    add = (points >= 0) & ((slack - points < NEAR_MARGIN) | crossing[r, c])
     add_e.append(rows[r[add]])
     add_m.append(cols[c[add]])
     if bound is None:
         return
-    rest = np.flatnonzero(~add & (points >= 0))  # stays pruned: enters the row's bound
+    pruned &= ~near  # stays pruned on the float32 bound alone
+    upper += pot_e[:, None] + SCORE_SCALE
+    upper -= pot_m[None, :]  # back to the points bound
+    best = np.where(pruned, upper + pi_m[cols][None, :], -np.inf).max(axis=1, initial=-np.inf)
+    bound[rows] = np.maximum(bound[rows], best)
+    rest = np.flatnonzero(~add & (points >= 0))  # scored exactly, stays pruned
     if rest.size:
         rr = r[rest]
         starts = np.flatnonzero(np.r_[True, rr[1:] != rr[:-1]])
@@ -170,8 +179,13 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         e_new, m_new = keys // enc.n_mentors, keys % enc.n_mentors
         points = scorer.exact_points(e_new, m_new)
         keep = points >= 0
-        log.debug("certify round %d: adding %d arcs", round_no, int(keep.sum()))
-        if not keep.any():
+        tail, head = e_nodes[e_new], m_nodes[m_new]
+        violated = keep & cert.arc_improves(tail, head, SCORE_SCALE - points)
+        log.debug("certify round %d: adding %d arcs, %d violated", round_no, int(keep.sum()), int(violated.sum()))
+        if not violated.any():
+            # Every pruned pair passed this round's screen and the queued ones are merely near
+            # (reduced cost >= 0, not crossing the cut): the potentials and the cut certify the
+            # flow as it is, no need to add them and solve again.
             return cands, network, result, t
         cands = merge(enc, cands, e_new[keep], m_new[keep], points[keep])
     raise RuntimeError("pruning certificate did not converge")
