@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import and_, func, literal_column, null, or_, select, update
+from sqlalchemy import JSON, String, and_, bindparam, cast, column, func, literal_column, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.batch import BatchValidation, first_error
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import ApiKey, Pairing, Person, RoundMatch
-from app.models.base import utcnow
+from app.models.base import UTCDateTime, utcnow
 from app.pagination import decode_cursor, encode_cursor
 from schemas.people import BatchItemResult, PersonBatchItem, PersonFields, PersonOut, PersonPut
 
@@ -173,16 +173,11 @@ class UpsertOutcome:
     rows: dict[str, Person]  # written or unchanged rows by external id, when asked for
 
 
-def _upsert_statement(dialect: str):  # type: ignore[no-untyped-def]
-    """INSERT … ON CONFLICT DO UPDATE, executed with a list of rows: one cached compilation,
-    sent by SQLAlchemy in multi-row batches ("insertmanyvalues").
-
-    It returns a row only for people it inserted or changed; on PostgreSQL also whether it
-    inserted (``xmax = 0``), because a concurrent batch may have created the person after our
-    read. An erased person is never brought back, and an identical profile is not rewritten.
-    """
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(Person)
+def _upsert_on_conflict(stmt, dialect: str):  # type: ignore[no-untyped-def]
+    """ON CONFLICT DO UPDATE for both statements below. It returns a row only for people it
+    inserted or changed; on PostgreSQL also whether it inserted (``xmax = 0``), because a
+    concurrent batch may have created the person after our read. An erased person is never
+    brought back, and an identical profile is not rewritten."""
     updatable = {col: stmt.excluded[col] for col in (*PROFILE_COLUMNS, "content_hash", "updated_at")}
     inserted = literal_column("xmax = 0") if dialect == "postgresql" else null()
     return stmt.on_conflict_do_update(
@@ -190,6 +185,41 @@ def _upsert_statement(dialect: str):  # type: ignore[no-untyped-def]
         set_=updatable,
         where=and_(Person.erased_at.is_(None), Person.content_hash != stmt.excluded.content_hash),
     ).returning(Person.external_id, inserted.label("inserted"))
+
+
+RECORD_COLUMNS = ("external_id", *PROFILE_COLUMNS, "content_hash")
+
+
+def _sqlite_upsert():  # type: ignore[no-untyped-def]
+    """Executed with a list of rows: one cached compilation, sent in multi-row batches."""
+    return _upsert_on_conflict(sqlite_insert(Person), "sqlite")
+
+
+def _postgres_upsert():  # type: ignore[no-untyped-def]
+    """All rows travel as ONE JSON parameter unpacked by json_to_recordset: psycopg would
+    otherwise re-parse a 17,000-placeholder statement for every batch (most of the time)."""
+    table = Person.__table__
+    records = (
+        func.json_to_recordset(cast(bindparam("rows", type_=String()), JSON))
+        .table_valued(*(column(name, table.c[name].type) for name in RECORD_COLUMNS))
+        .render_derived(name="r", with_types=True)
+    )
+    now = bindparam("now", type_=UTCDateTime())
+    source = select(*(records.c[name] for name in RECORD_COLUMNS), now, now)
+    return _upsert_on_conflict(
+        pg_insert(table).from_select([*RECORD_COLUMNS, "created_at", "updated_at"], source), "postgresql"
+    )
+
+
+async def _write(session: AsyncSession, rows: list[dict[str, Any]], now: datetime) -> dict[str, bool | None]:
+    """Upsert the rows (sorted by external id: one lock order for every writer); returns
+    external id -> inserted (None where the database cannot tell) for rows written."""
+    if session.bind.dialect.name == "postgresql":
+        params = {"rows": json.dumps(rows, ensure_ascii=False), "now": now}
+        result = await session.execute(_postgres_upsert(), params)
+    else:
+        result = await session.execute(_sqlite_upsert(), [{**row, "created_at": now, "updated_at": now} for row in rows])
+    return {ext: inserted for ext, inserted in result.all()}
 
 
 async def upsert_people(
@@ -223,11 +253,10 @@ async def upsert_people(
         if row is not None and row.content_hash == values["content_hash"]:
             batch.set(ext, "unchanged")
             continue
-        to_write.append({"external_id": ext, **values, "created_at": now, "updated_at": now})
+        to_write.append({"external_id": ext, **values})
 
     if to_write:
-        result = await session.execute(_upsert_statement(session.bind.dialect.name), to_write)
-        written = {ext: inserted for ext, inserted in result.all()}
+        written = await _write(session, to_write, now)
         untouched = [row["external_id"] for row in to_write if row["external_id"] not in written]
         erased = await _erased_among(session, untouched)
         for row in to_write:
