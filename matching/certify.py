@@ -36,6 +36,9 @@ MAX_ROUNDS = 200
 # are few, and the near ones keep the next round's potentials from failing the row bounds.
 NEAR_MARGIN = 3
 PARTIAL_CHUNK = 256
+# Fresh rows skip mentors where even the row's threshold stays this far (plus NEAR_MARGIN)
+# from a negative reduced cost, leaving room for the next round's price moves.
+FRESH_ROOM = 30
 log = logging.getLogger(__name__)
 
 
@@ -125,11 +128,13 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
                 worst[rows] = (bound + np.maximum(_slice_max(enc, np.where(moved, -np.inf, shift)), 0.0))[rows]
                 if moved.any():
                     partial.append((np.flatnonzero(rows & (worst <= allowance)), shift))
-        recheck = np.flatnonzero(has_pruned & (worst > allowance))
+        failed = has_pruned & (worst > allowance)
+        recheck = np.flatnonzero(failed & ~fresh)
+        fresh_fail = np.flatnonzero(failed & fresh)
 
         # Min-cut screen: rows in S against mentors outside S.
         outside = np.flatnonzero(~in_s_m & (enc.mentors.capacity > 0))
-        not_rechecked = np.ones(enc.n_mentees, bool)
+        not_rechecked = np.ones(enc.n_mentees, bool)  # fresh rows too: their screen skips cheap mentors
         not_rechecked[recheck] = False
         cut_rows = np.flatnonzero(has_pruned & in_s_e & not_rechecked)
         add_e, add_m = [], []
@@ -159,18 +164,40 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
                         _screen(enc, scorer, cands, cert, chunk, sub, e_nodes, m_nodes, add_e, add_m, None, pi_m)
         t = clock.add("pruning", t)
         log.debug(
-            "certify round %d: rows %d, re-scored %d, partial pairs %d, cut rows %d x %d mentors, flow %d",
-            round_no, int(has_pruned.sum()), recheck.size, n_partial, cut_rows.size, outside.size, result.maximum_flow,
+            "certify round %d: rows %d, re-scored %d + fresh %d, partial pairs %d, cut rows %d x %d mentors, flow %d",
+            round_no, int(has_pruned.sum()), recheck.size, fresh_fail.size, n_partial, cut_rows.size, outside.size, result.maximum_flow,
         )
 
-        # Full re-check of the rows that failed the reduced-cost screen.
-        if recheck.size:
+        # Re-check of the rows that failed the reduced-cost screen; each gets a bound under
+        # this round's potentials.
+        if recheck.size or fresh_fail.size:
             history.append(pi_m.copy())
+        if recheck.size:
             bound[recheck] = -np.inf
             ref[recheck] = len(history) - 1
             for rows, cols in level_blocks(enc, recheck):
                 _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m, bound, pi_m)
-            t = clock.add("pruning", t)
+        if fresh_fail.size:
+            # A pruned pair of a fresh row i has points <= threshold(i), so against a mentor
+            # with pi(m) <= allowance(i) - threshold(i) - NEAR_MARGIN it is not even near:
+            # only the dearer-for-the-row mentors are scored (rows in chunks of similar room),
+            # the others enter the bound as threshold + their largest pi(m).
+            room = allowance[fresh_fail] - cands.threshold[fresh_fail]
+            rows_f = fresh_fail[np.argsort(-room, kind="stable")]
+            bound[rows_f] = -np.inf
+            ref[rows_f] = len(history) - 1
+            for rows, cols in level_blocks(enc, rows_f):
+                pm_cols = pi_m[cols]
+                for k in range(0, rows.size, PARTIAL_CHUNK):
+                    chunk = rows[k : k + PARTIAL_CHUNK]
+                    least = (allowance[chunk] - cands.threshold[chunk]).min() - NEAR_MARGIN - FRESH_ROOM
+                    hot = pm_cols > least
+                    if hot.any():
+                        _screen(enc, scorer, cands, cert, chunk, cols[hot], e_nodes, m_nodes, add_e, add_m, bound, pi_m)
+                    if not hot.all():
+                        cold = cands.threshold[chunk] + pm_cols[~hot].max()
+                        bound[chunk] = np.maximum(bound[chunk], cold)
+        t = clock.add("pruning", t)
         added_e = np.concatenate(add_e) if add_e else np.zeros(0, np.int64)
         if added_e.size == 0:
             return cands, network, result, t
