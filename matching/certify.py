@@ -2,19 +2,26 @@
 
 See ``flow.py`` for the two conditions an added arc e->m must pass (reduced cost
 ``1000 - points + pi(e) - pi(m) >= 0`` and not leaving the source side S of the min cut).
+The potentials are ``flow.sink_potentials``: the feasible ones with the least mentor prices
+(``-pi(m)``) and largest mentee utilities (``1000 + pi(e)``), which pass the most pruned arcs.
 Re-scoring every pruned pair each round would cost a full pass, so each mentee row carries an
 upper bound instead:
 
 * before its first re-check: ``threshold`` (max points of its pruned arcs), so a row passes
-  when ``threshold + max pi(m) over its level slice <= 1000 + pi(e)``;
+  when ``threshold + max pi(m) over its level slice <= 1000 + pi(e)``; a row that fails is
+  scored only against the mentors with ``pi(m) > 1000 + pi(e) - threshold - margin`` (against
+  the others even the threshold is far from violating), and the rest enter its bound;
 * after a re-check under potentials ``pi_r``: ``bound = max over pruned m of (points + pi_r(m))``,
-  so under new potentials it passes when ``bound + max (pi(m) - pi_r(m)) <= 1000 + pi(e)``
-  (potentials usually move little between rounds, so most rows pass without re-scoring).
+  so under new potentials it passes when ``bound + max (pi(m) - pi_r(m)) <= 1000 + pi(e)`` over
+  the mentors whose pi did not rise; pairs with mentors whose pi rose by more than the row's
+  room (``1000 + pi(e) - bound``) are scored one block at a time (few).
 
-Rows that fail are re-scored (float32 upper bounds first, exact points for arcs that might
-improve). The min-cut condition is checked directly on the rows in S against the mentors
-outside S (few when S is large, and S is small otherwise). The loop stops when a round adds
-nothing: then every pruned arc satisfies both conditions for the final flow.
+Scored pairs within ``NEAR_MARGIN`` of a negative reduced cost are added (not only violated
+ones: that keeps the next round's bounds from failing). The min-cut condition is checked
+directly on the rows in S against the mentors outside S (few when S is large, and S is small
+otherwise). The loop stops when a round finds no violated pair: then every pruned arc
+satisfies both conditions for the final flow (near pairs found in that round are not added;
+they do not change the optimum).
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ Network (node 0 = source, 1 = sink, then mentees, mentors, optional department n
   ceil(rate * n_dept) minus pinned, cost -F with F larger than all other cost differences) and
   the rest (cost 0), so floors are met as far as the candidates allow, before score.
 
-Pruning certificate (``violations``): after solving on the pruned arcs we compute node
-potentials (shortest distances in the residual graph, Bellman-Ford) and the set S reachable
-from the source. A pruned arc e->m could improve the solution only if its reduced cost
+Pruning certificate (``Certificate``): after solving on the pruned arcs we compute node
+potentials (``sink_potentials``: shortest residual distances from the sink, i.e. the least
+mentor prices, label-correcting Bellman-Ford) and the set S reachable from the source. A pruned arc e->m could improve the solution only if its reduced cost
 ``cost + pi(e) - pi(m)`` is negative (a negative cycle appears) or it leaves S (the min cut
 grows, a larger flow appears). If no pruned arc does either, pi stays a feasible potential and
 S stays a minimum cut for the full graph, which proves the pruned optimum is the full optimum.
@@ -227,24 +227,7 @@ def potentials(n_nodes: int, tail: np.ndarray, head: np.ndarray, cost: np.ndarra
     order = np.argsort(tail, kind="stable")
     tail, head, cost = tail[order], head[order], cost[order]
     start = np.searchsorted(tail, np.arange(n_nodes + 1))
-    dist = np.zeros(n_nodes, np.int64)
-    active = np.arange(n_nodes)
-    for _ in range(n_nodes + 1):
-        counts = start[active + 1] - start[active]
-        total = int(counts.sum())
-        if total == 0:
-            return dist
-        offsets = np.repeat(start[active] - (np.cumsum(counts) - counts), counts)
-        arcs = offsets + np.arange(total)
-        candidate = dist[tail[arcs]] + cost[arcs]
-        target = head[arcs]
-        better = candidate < dist[target]
-        if not better.any():
-            return dist
-        target, candidate = target[better], candidate[better]
-        np.minimum.at(dist, target, candidate)
-        active = np.unique(target)
-    raise RuntimeError("negative cycle in the residual graph: the flow is not optimal")
+    return _label_correct(n_nodes, tail, head, cost, start, np.zeros(n_nodes, np.int64), np.arange(n_nodes))
 
 
 def _label_correct(n_nodes, tail, head, cost, start, dist, active) -> np.ndarray:
