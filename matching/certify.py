@@ -33,7 +33,7 @@ import numpy as np
 from .candidates import Candidates, level_blocks, mentor_columns, merge, present_mask
 from .encode import Encoded
 from .fastscore import FastScorer
-from .flow import Certificate, build_network, solve_network
+from .flow import Certificate, FlowResult, build_network, solve_network
 from .rules import level_bounds
 from .scoring import SCORE_SCALE
 
@@ -43,6 +43,9 @@ MAX_ROUNDS = 200
 # are few, and the near ones keep the next round's potentials from failing the row bounds.
 NEAR_MARGIN = 3
 PARTIAL_CHUNK = 256
+# Arcs with a reduced cost at least this large and no flow leave the flow network once their
+# row has a bound (smaller, faster flows in the later rounds).
+DROP_MARGIN = 30
 # Fresh rows skip mentors where even the row's threshold stays this far (plus NEAR_MARGIN)
 # from a negative reduced cost, leaving room for the next round's price moves.
 FRESH_ROOM = 30
@@ -98,10 +101,24 @@ def _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m
         bound[rows[rr[starts]]] = np.maximum(bound[rows[rr[starts]]], best)
 
 
+def _finish(enc, every, cands, network, result, active, capacity, floors, t):
+    """Return the flow over ``every`` kept arc (arcs outside the last network carry 0)."""
+    if every.mentee.size == cands.mentee.size:
+        return cands, network, result, t
+    full = build_network(enc, every, active, capacity, floors)
+    keys_all = every.mentee * enc.n_mentors + every.mentor
+    pos = np.searchsorted(keys_all, cands.mentee * enc.n_mentors + cands.mentor)
+    flow = np.zeros(full.tail.size, np.int64)
+    flow[pos] = result.flow[: network.n_pairs]
+    flow[full.n_pairs :] = result.flow[network.n_pairs :]
+    return every, full, FlowResult(flow=flow, cost=result.cost, maximum_flow=result.maximum_flow), t
+
+
 def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity, floors, clock, t):
     bound = np.full(enc.n_mentees, -np.inf)  # valid once ref >= 0
     ref = np.full(enc.n_mentees, -1, np.int64)
     history: list[np.ndarray] = []  # mentor potentials of each re-check round
+    every = cands  # every arc ever kept (returned), a superset of the flow network's arcs
     for round_no in range(MAX_ROUNDS):
         network = build_network(enc, cands, active, capacity, floors)
         result = solve_network(network)
@@ -109,7 +126,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         # Rows re-checked before are described by their bound, the others by their threshold.
         has_pruned = active & np.where(ref >= 0, np.isfinite(bound), cands.threshold >= 0)
         if not has_pruned.any():
-            return cands, network, result, t
+            return _finish(enc, every, cands, network, result, active, capacity, floors, t)
         cert = Certificate.of(network, result)
         e_nodes = network.mentee_node(np.arange(enc.n_mentees))
         m_nodes = network.mentor_node(np.arange(enc.n_mentors))
@@ -207,7 +224,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         t = clock.add("pruning", t)
         added_e = np.concatenate(add_e) if add_e else np.zeros(0, np.int64)
         if added_e.size == 0:
-            return cands, network, result, t
+            return _finish(enc, every, cands, network, result, active, capacity, floors, t)
         added_m = np.concatenate(add_m)
         keys = np.unique(added_e * enc.n_mentors + added_m)
         e_new, m_new = keys // enc.n_mentors, keys % enc.n_mentors
@@ -220,6 +237,21 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             # Every pruned pair passed this round's screen and the queued ones are merely near
             # (reduced cost >= 0, not crossing the cut): the potentials and the cut certify the
             # flow as it is, no need to add them and solve again.
-            return cands, network, result, t
+            return _finish(enc, every, cands, network, result, active, capacity, floors, t)
+        # Arcs of rows just given a bound, far from tight and without flow, leave the flow
+        # network (they enter the row bound, so later screens treat them as pruned).
+        fresh_ref = ref[cands.mentee] == len(history) - 1
+        tail_c, head_c = e_nodes[cands.mentee], m_nodes[cands.mentor]
+        reduced = SCORE_SCALE - cands.points + cert.potential[tail_c] - cert.potential[head_c]
+        drop = (
+            fresh_ref & (reduced >= DROP_MARGIN) & (result.flow[: network.n_pairs] == 0)
+            & ~(cert.reachable[tail_c] & ~cert.reachable[head_c])
+        ) if history else np.zeros(cands.mentee.size, bool)
+        if drop.any():
+            d = np.flatnonzero(drop)
+            np.maximum.at(bound, cands.mentee[d], cands.points[d] + pi_m[cands.mentor[d]])
+            cands = Candidates(cands.mentee[~drop], cands.mentor[~drop], cands.points[~drop], cands.threshold, cands.eligible)
+        log.debug("certify round %d: %d arcs leave the flow network", round_no, int(drop.sum()))
         cands = merge(enc, cands, e_new[keep], m_new[keep], points[keep])
+        every = merge(enc, every, e_new[keep], m_new[keep], points[keep])
     raise RuntimeError("pruning certificate did not converge")

@@ -61,3 +61,17 @@ def test_tiny_top_k_is_certified_to_the_unpruned_optimum(n_mentees, ratio, seed,
     assert pruned.solver.status == "optimal"
     assert pruned.solver.objective == full.solver.objective
     assert pruned.stats["matched_mentees"] == full.stats["matched_mentees"]
+
+
+@pytest.mark.parametrize("objective", ["coverage_first", "score_first"])
+@pytest.mark.parametrize("drop_margin", [0, 5])
+def test_arcs_leaving_the_flow_network_keep_the_optimum(monkeypatch, objective, drop_margin):
+    import matching.certify as certify
+
+    monkeypatch.setattr(certify, "DROP_MARGIN", drop_margin)  # drop every slack arc without flow
+    prob = _problem(500, 240, 7, objective=objective)
+    pruned, full = solve(prob, top_k=3), solve(prob, top_k=None)
+    assert check(prob, pruned) == []
+    assert pruned.solver.status == "optimal"
+    assert pruned.solver.objective == full.solver.objective
+    assert pruned.stats["matched_mentees"] == full.stats["matched_mentees"]
