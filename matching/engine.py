@@ -85,7 +85,9 @@ def solve(problem: Problem, top_k: int | None = cand_mod.DEFAULT_TOP_K) -> Solut
         cands = build_candidates(enc)
     else:
         scorer = FastScorer(enc)
-        cands = build_candidates_fast(enc, scorer, top_k)
+        # Mentor side twice as deep: capacity is tight, so the first prices are set by the
+        # competition for mentors (fewer violated arcs in the first certificate round).
+        cands = build_candidates_fast(enc, scorer, top_k, mentor_k=2 * top_k)
     t = clock.add("rules_scoring", t)
 
     e_index = {pid: i for i, pid in enumerate(enc.mentees.ids)}

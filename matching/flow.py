@@ -246,7 +246,9 @@ def _label_correct(n_nodes, tail, head, cost, start, dist, active) -> np.ndarray
             return dist
         target, candidate = target[better], candidate[better]
         np.minimum.at(dist, target, candidate)
-        active = np.unique(target)
+        mark = np.zeros(n_nodes, bool)
+        mark[target] = True
+        active = np.flatnonzero(mark)
     raise RuntimeError("negative cycle in the residual graph: the flow is not optimal")
 
 
