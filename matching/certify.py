@@ -194,7 +194,8 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
 
         # Re-check of the rows that failed the reduced-cost screen; each gets a bound under
         # this round's potentials.
-        if recheck.size or fresh_fail.size:
+        rebased = bool(recheck.size or fresh_fail.size)  # some rows get a bound under this round's pi
+        if rebased:
             history.append(pi_m.copy())
         if recheck.size:
             bound[recheck] = -np.inf
@@ -246,10 +247,10 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         drop = (
             fresh_ref & (reduced >= DROP_MARGIN) & (result.flow[: network.n_pairs] == 0)
             & ~(cert.reachable[tail_c] & ~cert.reachable[head_c])
-        ) if history else np.zeros(cands.mentee.size, bool)
+        ) if rebased else np.zeros(cands.mentee.size, bool)
         if drop.any():
             d = np.flatnonzero(drop)
-            np.maximum.at(bound, cands.mentee[d], cands.points[d] + pi_m[cands.mentor[d]])
+            np.maximum.at(bound, cands.mentee[d], cands.points[d] + history[-1][cands.mentor[d]])
             cands = Candidates(cands.mentee[~drop], cands.mentor[~drop], cands.points[~drop], cands.threshold, cands.eligible)
         log.debug("certify round %d: %d arcs leave the flow network", round_no, int(drop.sum()))
         cands = merge(enc, cands, e_new[keep], m_new[keep], points[keep])
