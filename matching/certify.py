@@ -43,6 +43,7 @@ MAX_ROUNDS = 200
 # are few, and the near ones keep the next round's potentials from failing the row bounds.
 NEAR_MARGIN = 3
 PARTIAL_CHUNK = 256
+ADD_PER_ROW = 128
 # Arcs with a reduced cost at least this large and no flow leave the flow network once their
 # row has a bound (smaller, faster flows in the later rounds).
 DROP_MARGIN = 30
@@ -84,6 +85,17 @@ def _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m
     points = scorer.exact_points(rows[r], cols[c])  # -1: below min_score
     slack = SCORE_SCALE + pot_e[r] - pot_m[c]
     add = (points >= 0) & ((slack - points < NEAR_MARGIN) | crossing[r, c])
+    idx = np.flatnonzero(add)
+    if idx.size > ADD_PER_ROW:
+        # At most ADD_PER_ROW per row and round, most violated first (crossing the cut first):
+        # when the first prices are poor (100k x 50k: ~240 violated pairs per row) adding them
+        # all would swamp the flow. The others stay pruned (in the bound) and come back later.
+        key = np.where(crossing[r[idx], c[idx]], np.iinfo(np.int64).min, slack[idx] - points[idx])
+        order = idx[np.lexsort((key, r[idx]))]
+        row_sorted = r[order]
+        starts = np.flatnonzero(np.r_[True, row_sorted[1:] != row_sorted[:-1]])
+        rank = np.arange(order.size) - np.repeat(starts, np.diff(np.r_[starts, order.size]))
+        add[order[rank >= ADD_PER_ROW]] = False
     add_e.append(rows[r[add]])
     add_m.append(cols[c[add]])
     if bound is None:
