@@ -75,3 +75,16 @@ def test_arcs_leaving_the_flow_network_keep_the_optimum(monkeypatch, objective, 
     assert pruned.solver.status == "optimal"
     assert pruned.solver.objective == full.solver.objective
     assert pruned.stats["matched_mentees"] == full.stats["matched_mentees"]
+
+
+@pytest.mark.parametrize("objective", ["coverage_first", "score_first"])
+def test_capped_additions_per_row_keep_the_optimum(monkeypatch, objective):
+    import matching.certify as certify
+
+    monkeypatch.setattr(certify, "ADD_PER_ROW", 1)  # one arc per row and round: many rounds
+    prob = _problem(400, 180, 11, objective=objective, min_score=0.3)
+    pruned, full = solve(prob, top_k=2), solve(prob, top_k=None)
+    assert check(prob, pruned) == []
+    assert pruned.solver.status == "optimal"
+    assert pruned.solver.objective == full.solver.objective
+    assert pruned.stats["matched_mentees"] == full.stats["matched_mentees"]
