@@ -109,7 +109,9 @@ async def _load_states(session: AsyncSession, external_ids: Iterable[str]) -> di
     ids = sorted(set(external_ids))
     states: dict[str, Any] = {}
     for chunk in chunks(ids):
-        query = select(Person.external_id, Person.content_hash, Person.erased_at).where(Person.external_id.in_(chunk))
+        query = select(
+            Person.external_id, Person.content_hash, Person.erased_at, Person.manager_external_id
+        ).where(Person.external_id.in_(chunk))
         states.update({row.external_id: row for row in (await session.execute(query)).all()})
     return states
 
@@ -236,12 +238,19 @@ async def upsert_people(
         if row.erased_at is not None:
             batch.reject(ext, ERASED)
 
-    proposed_managers = {ext: item.manager_external_id for ext, (_, item) in valid.items()}
-    if session.bind.dialect.name == "postgresql" and any(proposed_managers.values()):
+    # Only a new reporting line can close a cycle: people whose manager stays as stored
+    # need neither the check nor the lock.
+    new_lines = {
+        ext: item.manager_external_id
+        for ext, (_, item) in valid.items()
+        if item.manager_external_id
+        and (ext not in existing or existing[ext].manager_external_id != item.manager_external_id)
+    }
+    if new_lines and session.bind.dialect.name == "postgresql":
         # Two concurrent writers could each close half of a cycle (A→B here, B→A there) that
-        # neither sees: manager changes take turns. SQLite writers already queue.
+        # neither sees: new reporting lines take turns. SQLite writers already queue.
         await session.execute(select(func.pg_advisory_xact_lock(MANAGER_LOCK_KEY)))
-    manager_errors = await _manager_errors(session, proposed_managers)
+    manager_errors = await _manager_errors(session, new_lines)
     for ext, message in manager_errors.items():
         batch.reject(ext, message)
 
