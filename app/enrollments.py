@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, literal_column, null, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -70,10 +70,13 @@ async def _existing(session: AsyncSession, program_id: int, person_ids: Sequence
 def _upsert_statement(session: AsyncSession, rows: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     stmt = insert(Enrollment).values(rows)
+    # On PostgreSQL the row says whether it was inserted: a concurrent batch may have enrolled
+    # the person after our read. (SQLite writers queue, so the earlier read is exact there.)
+    inserted = literal_column("xmax = 0") if session.bind.dialect.name == "postgresql" else null()
     return stmt.on_conflict_do_update(
         index_elements=[Enrollment.program_id, Enrollment.person_id],
         set_={col: stmt.excluded[col] for col in (*FIELDS, "updated_at")},
-    )
+    ).returning(Enrollment.person_id, inserted.label("inserted"))
 
 
 async def upsert_enrollments(session: AsyncSession, program_id: int, raw_items: Sequence[Any]) -> list[BatchItemResult]:
@@ -104,8 +107,14 @@ async def upsert_enrollments(session: AsyncSession, program_id: int, raw_items: 
         batch.set(ext, "updated" if row is not None else "created")
         to_write.append({"program_id": program_id, "person_id": person_id, **values, "created_at": now, "updated_at": now})
 
+    inserted: dict[int, bool | None] = {}
     for start in range(0, len(to_write), 200):
-        await session.execute(_upsert_statement(session, to_write[start : start + 200]))
+        result = await session.execute(_upsert_statement(session, to_write[start : start + 200]))
+        inserted.update({person_id: flag for person_id, flag in result.all()})
+    for ext, (_, _item) in valid.items():
+        flag = inserted.get(people[ext].id)  # type: ignore[arg-type]
+        if flag is not None:
+            batch.set(ext, "created" if flag else "updated")
     session.expire_all()
     return batch.outcome()
 

@@ -115,3 +115,21 @@ async def test_enrolments_need_an_admin(client: httpx.AsyncClient, hris, integra
     for key in (hris, integration):
         response = await client.put(f"/v1/programs/{program_id}/enrollments/dana", json={"role": "mentee"}, headers=key)
         assert response.status_code == 403
+
+
+
+async def test_racing_batches_report_each_enrolment_created_once(client: httpx.AsyncClient, admin, hris, program_id) -> None:
+    import asyncio
+
+    from tests.api.people_payloads import batch_item
+
+    people = [batch_item(f"race-{i:03d}") for i in range(400)]
+    assert (await client.post("/v1/people/batch", json={"people": people}, headers=hris)).json()["errors"] == 0
+    items = [{"external_id": p["external_id"], "role": "mentee"} for p in people]
+    url = f"/v1/programs/{program_id}/enrollments/batch"
+    # Overlapping windows: each batch starts at a different offset, so each person is raced.
+    batches = [items[k:] + items[:k] for k in (0, 100, 200, 300)]
+    responses = await asyncio.gather(*(client.post(url, json={"enrollments": b}, headers=admin) for b in batches))
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+    created = sorted(r["external_id"] for resp in responses for r in resp.json()["results"] if r["status"] == "created")
+    assert created == sorted(item["external_id"] for item in items), "an enrolment was reported created twice"
