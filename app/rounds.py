@@ -282,19 +282,30 @@ async def validate_pins_and_blocks(
         raise InvalidInput(f"Pins break hard rules of the program: {summary}.", pins=broken)
 
 
+async def _earlier_answer(
+    session: AsyncSession, program_id: int, idempotency_key: str | None, digest: str
+) -> Round | None:
+    """The round this request already created (same Idempotency-Key), or 409 when another
+    round is queued or running; None when a new round may be queued."""
+    if idempotency_key is not None:
+        existing = await _by_idempotency_key(session, program_id, idempotency_key)
+        if existing is not None:
+            return _replay(existing, digest)
+    active = await _active_round_id(session, program_id)
+    if active is not None:
+        raise _busy(active)
+    return None
+
+
 async def trigger_round(
     session: AsyncSession, program_id: int, body: RoundCreate, idempotency_key: str | None
 ) -> tuple[Round, bool]:
     """Queue a round. Returns ``(round, created)``; ``created`` is False for an idempotent replay."""
     program = await get_program(session, program_id, for_update=True)  # serialises triggers on PostgreSQL
     digest = request_hash(program_id, body)
-    if idempotency_key is not None:
-        existing = await _by_idempotency_key(session, program_id, idempotency_key)
-        if existing is not None:
-            return _replay(existing, digest), False
-    active = await _active_round_id(session, program_id)
-    if active is not None:
-        raise _busy(active)
+    earlier = await _earlier_answer(session, program_id, idempotency_key, digest)
+    if earlier is not None:
+        return earlier, False
 
     snapshot = program_snapshot(program)
     round_date = body.round_date or utcnow().date()
@@ -315,13 +326,9 @@ async def trigger_round(
             await session.flush()
     except IntegrityError:
         # Lost a race the checks above could not see: the unique indexes decide.
-        if idempotency_key is not None:
-            existing = await _by_idempotency_key(session, program_id, idempotency_key)
-            if existing is not None:
-                return _replay(existing, digest), False
-        active = await _active_round_id(session, program_id)
-        if active is not None:
-            raise _busy(active) from None
+        earlier = await _earlier_answer(session, program_id, idempotency_key, digest)
+        if earlier is not None:
+            return earlier, False
         raise
 
     # The new round supersedes an unpublished draft: only one draft is ever up for review.

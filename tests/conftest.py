@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import create_engine, inspect, text
 
 from app.main import create_app
@@ -57,17 +59,31 @@ def settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, bootstrap_admin_key=ADMIN_SECRET)
 
 
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[object]:
+@asynccontextmanager
+async def started(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan entered (engine, bootstrap key, runner if configured)."""
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
 
 
-@pytest.fixture
-async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+@asynccontextmanager
+async def http_client(application: object) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client speaking to the app in process."""
+    transport = httpx.ASGITransport(app=application)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://kizuna.test") as http:
+        yield http
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    async with started(settings) as application:
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with http_client(app) as http:
         yield http
 
 

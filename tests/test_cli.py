@@ -120,17 +120,15 @@ def test_keys_create_refuses_an_unknown_role(cli_env: dict[str, str]) -> None:
 
 def test_a_key_created_by_the_cli_opens_the_api(cli_env: dict[str, str]) -> None:
     # Synchronous on purpose: the command runs its own event loop, as it does in a shell.
-    from app.main import create_app
     from app.settings import Settings
+    from tests.conftest import http_client, started
 
     assert invoke(["migrate"], cli_env).exit_code == 0
     secret = invoke(["keys", "create", "--role", "admin", "--name", "ops"], cli_env).stdout.strip()
 
     async def list_keys() -> httpx.Response:
-        application = create_app(Settings(database_url=cli_env["KIZUNA_DATABASE_URL"]))
-        async with application.router.lifespan_context(application):
-            transport = httpx.ASGITransport(app=application)
-            async with httpx.AsyncClient(transport=transport, base_url="http://kizuna.test") as http:
+        async with started(Settings(database_url=cli_env["KIZUNA_DATABASE_URL"])) as application:
+            async with http_client(application) as http:
                 return await http.get("/v1/api-keys", headers={"Authorization": f"Bearer {secret}"})
 
     response = asyncio.run(list_keys())
@@ -199,10 +197,9 @@ async def test_worker_runs_rounds_and_delivers_webhooks_until_sigterm(
     the round, sends the signed webhook to a local receiver, and exits cleanly on SIGTERM."""
     from standardwebhooks.webhooks import Webhook
 
-    from app.main import create_app
     from app.settings import Settings
     from tests.api.rounds_support import setup_program, trigger
-    from tests.conftest import ADMIN_SECRET, bearer
+    from tests.conftest import ADMIN_SECRET, bearer, http_client, started
 
     receiver = await receiver_factory(204)
     url = cli_env["KIZUNA_DATABASE_URL"]
@@ -211,10 +208,8 @@ async def test_worker_runs_rounds_and_delivers_webhooks_until_sigterm(
         database_url=url, bootstrap_admin_key=ADMIN_SECRET, runner="off", webhook_allow_private=True
     )
     admin = bearer(ADMIN_SECRET)
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kizuna.test") as http:
+    async with started(settings) as application:
+        async with http_client(application) as http:
             hris = bearer((await http.post("/v1/api-keys", json={"name": "h", "role": "hris"}, headers=admin)).json()["secret"])
             hook = await http.post("/v1/webhooks", json={"url": receiver.url, "events": ["round.completed"]}, headers=admin)
             program_id = await setup_program(http, admin, hris)

@@ -10,13 +10,12 @@ from sqlalchemy import create_engine, select, update
 
 from app.auth import PREFIX_LENGTH
 from app.db import session_scope
-from app.main import create_app
 from app.migrations import sync_url
 from app.models import ApiKey
 from app.models.base import utcnow
 from app.settings import Settings
 from tests.api.people_payloads import batch_item, person_payload
-from tests.conftest import ADMIN_SECRET, bearer, make_key
+from tests.conftest import ADMIN_SECRET, bearer, http_client, make_key, started
 
 
 async def test_created_secret_is_shown_once_and_stored_only_as_hash(
@@ -131,8 +130,6 @@ async def test_a_revoked_bootstrap_key_stays_revoked_across_restarts(
     async with session_scope(app.state.sessionmaker) as session:  # no active admin key is left
         await session.execute(update(ApiKey).where(ApiKey.role == "admin").values(revoked_at=utcnow()))
     # A restart with the same environment starts fine and does not bring the revoked key back.
-    restarted = create_app(settings)
-    async with restarted.router.lifespan_context(restarted):
-        transport = httpx.ASGITransport(app=restarted)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kizuna.test") as again:
+    async with started(settings) as restarted:
+        async with http_client(restarted) as again:
             assert (await again.get("/v1/api-keys", headers=admin)).status_code == 401

@@ -19,7 +19,6 @@ from prometheus_client import REGISTRY
 from standardwebhooks.webhooks import Webhook
 
 from app.db import session_scope
-from app.main import create_app
 from app.rounds import store_failure
 from app.runner import RoundRunner
 from app.settings import Settings
@@ -27,7 +26,7 @@ from app.ssrf import forbidden_reason
 from app.webhook_delivery import WebhookDeliverer, retry_delay
 from tests.api.rounds_support import setup_program, trigger
 from tests.api.webhook_receiver import receiver_factory  # noqa: F401  (a fixture)
-from tests.conftest import bearer
+from tests.conftest import bearer, http_client, started
 
 # --- app fixtures: webhooks to loopback need KIZUNA_WEBHOOK_ALLOW_PRIVATE --------------------------
 
@@ -41,15 +40,13 @@ def private_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def local_app(private_settings: Settings) -> AsyncIterator[object]:
-    application = create_app(private_settings)
-    async with application.router.lifespan_context(application):
+    async with started(private_settings) as application:
         yield application
 
 
 @pytest.fixture
 async def local(local_app: object) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=local_app)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url="http://kizuna.test") as http:
+    async with http_client(local_app) as http:
         yield http
 
 
@@ -365,10 +362,8 @@ async def test_the_api_process_delivers_in_the_background(
     """With the in-process runner on, a triggered round ends in a delivered webhook with no
     other help: runner → outbox → deliverer, woken by the commit."""
     receiver = await receiver_factory(204)
-    application = create_app(private_settings.model_copy(update={"runner": "inprocess"}))
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kizuna.test") as http:
+    async with started(private_settings.model_copy(update={"runner": "inprocess"})) as application:
+        async with http_client(application) as http:
             hris = bearer(
                 (await http.post("/v1/api-keys", json={"name": "h", "role": "hris"}, headers=admin)).json()["secret"]
             )
