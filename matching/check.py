@@ -29,11 +29,12 @@ from .problem import (
     Solution,
     Violation,
 )
-from .scoring import SCORE_SCALE, combine, pair_components
+from .scoring import SCORE_SCALE, combine, goal_fit_of, goal_weights_of, pair_components, proficiency_of
 
 
 class PairJudge:
-    """Per-pair rule evaluation over one problem (lookups built once)."""
+    """Per-pair rule evaluation over one problem (lookups built once, results memoised:
+    ``solve`` shares one judge between the explanations and ``check``)."""
 
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
@@ -43,6 +44,9 @@ class PairJudge:
         self.blocks = set(problem.blocks)
         self._chains: dict[str, set[str]] = {}
         self._windows: dict[tuple, tuple] = {}
+        self._goal_weights: dict[str, dict[str, int]] = {}
+        self._proficiency: dict[str, dict[str, int]] = {}
+        self._scores: dict[tuple[str, str], tuple[float, dict[str, float], float]] = {}
 
     def chain_above(self, person_id: str) -> set[str]:
         """Everyone above the person in the manager chain (stops at cycles and unknown ids)."""
@@ -75,14 +79,29 @@ class PairJudge:
             or (mentee_enrollment and mentor_id in mentee_enrollment.preferred)
         )
 
+    def goal_fit(self, learner, teacher) -> float:
+        """``scoring.goal_fit`` with each person's goal weights and proficiencies built once."""
+        weights = self._goal_weights.get(learner.id)
+        if weights is None:
+            weights = self._goal_weights[learner.id] = goal_weights_of(learner.goals)
+        proficiency = self._proficiency.get(teacher.id)
+        if proficiency is None:
+            proficiency = self._proficiency[teacher.id] = proficiency_of(teacher.skills)
+        return goal_fit_of(weights, proficiency)
+
     def score(self, mentor_id: str, mentee_id: str) -> tuple[float, dict[str, float], float]:
         """(score, components, shared hours) by the scalar reference formulas."""
+        found = self._scores.get((mentor_id, mentee_id))
+        if found is not None:
+            return found
         mentor = self.problem.people[mentor_id]
         mentee = self.problem.people[mentee_id]
         windows = self.windows(mentor, mentee)
         hours = sum((w.end_utc - w.start_utc).total_seconds() for w in windows) / 3600.0
-        components = pair_components(self.problem.program, mentor, mentee, hours)
-        return combine(self.problem.program, components, self.is_preferred(mentor_id, mentee_id)), components, hours
+        components = pair_components(self.problem.program, mentor, mentee, hours, fit=self.goal_fit)
+        found = combine(self.problem.program, components, self.is_preferred(mentor_id, mentee_id)), components, hours
+        self._scores[(mentor_id, mentee_id)] = found
+        return found
 
     def violations(self, mentor_id: str, mentee_id: str) -> list[str]:
         people = self.problem.people
@@ -157,9 +176,14 @@ def pair_violations(problem: Problem, mentor_id: str, mentee_id: str) -> list[st
     return PairJudge(problem).violations(mentor_id, mentee_id)
 
 
-def check(problem: Problem, solution: Solution) -> list[Violation]:
-    """Every rule the solution breaks: pair rules, capacities, roles, and pins not honoured."""
-    judge = PairJudge(problem)
+def check(problem: Problem, solution: Solution, judge: PairJudge | None = None) -> list[Violation]:
+    """Every rule the solution breaks: pair rules, capacities, roles, and pins not honoured.
+
+    ``judge``: a ``PairJudge`` of the same problem whose memoised scalar results to reuse."""
+    if judge is None:
+        judge = PairJudge(problem)
+    elif judge.problem is not problem:
+        raise ValueError("the judge belongs to another problem")
     found: list[Violation] = []
     for match in solution.matches:
         for label in judge.violations(match.mentor_id, match.mentee_id):

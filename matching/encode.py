@@ -26,10 +26,6 @@ from .problem import (
     Problem,
 )
 
-def priority_weight(priority: int) -> int:
-    return GOAL_PRIORITY_WEIGHT.get(priority, 1)
-
-
 @dataclass
 class Side:
     """Attributes of one side (mentees or mentors) as arrays indexed 0..n-1 (sorted by id)."""
@@ -122,7 +118,7 @@ def _side(
     departments: _Vocab,
     languages: _Vocab,
     capacities: dict[str, int],
-) -> tuple[Side, list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+) -> tuple[Side, tuple, tuple]:
     people = [problem.people[i] for i in ids]
     combo_index: dict[tuple[str, int, int], int] = {}
     tz_group = np.empty(len(ids), np.int32)
@@ -130,8 +126,28 @@ def _side(
         combo = (p.time_zone, p.work_start_min % 1440, p.work_end_min % 1440)
         tz_group[n] = combo_index.setdefault(combo, len(combo_index))
     lang_codes = [[languages(lang) for lang in p.languages] for p in people]
-    goal_entries = [(n, skills(g.skill), priority_weight(g.priority)) for n, p in enumerate(people) for g in p.goals]
-    skill_entries = [(n, skills(s.name), min(MAX_PROFICIENCY, max(0, int(s.level)))) for n, p in enumerate(people) for s in p.skills]
+    # Flat (row, skill code, value) columns; this loop runs once per goal and skill of every
+    # participant (~15 per person), so it avoids per-item calls.
+    code = skills.index
+    goal_rows, goal_cols, goal_vals = [], [], []
+    skill_rows, skill_cols, skill_vals = [], [], []
+    for n, p in enumerate(people):
+        for g in p.goals:
+            c = code.get(g.skill)
+            if c is None:
+                c = code[g.skill] = len(code)
+            goal_rows.append(n)
+            goal_cols.append(c)
+            goal_vals.append(GOAL_PRIORITY_WEIGHT.get(g.priority, 1))
+        for sk in p.skills:
+            c = code.get(sk.name)
+            if c is None:
+                c = code[sk.name] = len(code)
+            skill_rows.append(n)
+            skill_cols.append(c)
+            skill_vals.append(sk.level)
+    goal_entries = (goal_rows, goal_cols, goal_vals)
+    skill_entries = (skill_rows, skill_cols, np.clip(np.array(skill_vals, np.int64), 0, MAX_PROFICIENCY))
     side = Side(
         ids=ids,
         people=people,
@@ -151,10 +167,10 @@ def _side(
 
 
 def _sparse(entries, n_rows: int, n_cols: int) -> sp.csr_matrix:
-    """CSR from (row, col, value) keeping the largest value of duplicates."""
-    if not entries:
+    """CSR from (rows, cols, values) columns keeping the largest value of duplicates."""
+    rows, cols, vals = (np.asarray(x, np.int64) for x in entries)
+    if rows.size == 0:
         return sp.csr_matrix((n_rows, n_cols), dtype=np.float64)
-    rows, cols, vals = (np.array(x) for x in zip(*entries))
     # Keep one entry per (row, col): the largest value (a skill listed twice counts once,
     # at its best level; a goal listed twice counts once, at its most important priority).
     order = np.lexsort((-vals, cols, rows))
@@ -248,7 +264,6 @@ def manager_chains(problem: Problem) -> dict[str, tuple[str, ...]]:
             person = people.get(cur)
             cur = person.manager_id if person is not None else None
         if cur is None:
-            upper: tuple[str, ...] = ()
             rest = path
             above_last = None
         elif cur in memo:

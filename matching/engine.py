@@ -148,7 +148,9 @@ def _assemble(problem, enc, pins, pairs, cands, status, bound_points, clock, t, 
             "without matching fewer mentees; returned the highest share found at full coverage",
         )
     stats = _stats(enc, matches)
-    violations = check(problem, Solution(tuple(matches), (), SolverInfo(status, objective, bound, 0.0), stats))
+    violations = check(
+        problem, Solution(tuple(matches), (), SolverInfo(status, objective, bound, 0.0), stats), judge=explainer.judge
+    )
     if violations:
         raise RuntimeError(f"solver produced an invalid matching: {violations[:5]}")
     t = clock.add("explain", t)

@@ -10,13 +10,12 @@ taken.
 from __future__ import annotations
 
 from collections import Counter
-from functools import lru_cache
 
 import numpy as np
 
 from .check import PairJudge
 from .encode import Encoded
-from .overlap import format_hhmm, overlap_windows, windows_hours
+from .overlap import format_hhmm
 from .problem import (
     RULE_BLOCKED,
     RULE_CAPACITY,
@@ -31,11 +30,10 @@ from .problem import (
     Match,
     Person,
     Problem,
-    Unmatched,
 )
 from .candidates import level_blocks
 from .rules import RULE_ORDER, BlockEvaluator
-from .scoring import SCORE_SCALE, combine, pair_components, to_points
+from .scoring import SCORE_SCALE, to_points
 
 BLOCK_PAIRS = 1 << 21
 
@@ -44,21 +42,22 @@ def _window_text(person: Person) -> str:
     return f"{format_hhmm(person.work_start_min)}–{format_hhmm(person.work_end_min)} {person.time_zone}"
 
 
+def ranked_goals(person: Person) -> list[str]:
+    """The person's goal skills, most important first, then by name (each once)."""
+    best: dict[str, int] = {}
+    for goal in person.goals:
+        best[goal.skill] = min(best.get(goal.skill, 9), goal.priority)
+    return [name for name, _ in sorted(best.items(), key=lambda kv: (kv[1], kv[0]))]
+
+
+def skill_names(person: Person) -> frozenset[str]:
+    return frozenset(s.name for s in person.skills if s.level > 0)
+
+
 def shared_goals(mentee: Person, mentor: Person) -> list[str]:
     """The mentee's goals the mentor has as skills, most important first, then by name."""
-    skills = {s.name for s in mentor.skills if s.level > 0}
-    best: dict[str, int] = {}
-    for goal in mentee.goals:
-        best[goal.skill] = min(best.get(goal.skill, 9), goal.priority)
-    return [name for name, _ in sorted(best.items(), key=lambda kv: (kv[1], kv[0])) if name in skills]
-
-
-def _goal_reason(learner: Person, teacher: Person, teacher_role: str, learner_role: str) -> str | None:
-    shared = shared_goals(learner, teacher)
-    if not shared:
-        return None
-    prefix = "shares" if teacher_role == "mentor" and learner_role == "mentee" else f"{teacher_role} covers"
-    return f"{prefix} {len(shared)} of the {learner_role}'s goals: {', '.join(shared)}"
+    skills = skill_names(mentor)
+    return [name for name in ranked_goals(mentee) if name in skills]
 
 
 class PairExplainer:
@@ -66,15 +65,16 @@ class PairExplainer:
         self.problem = problem
         self.program = problem.program
         self.judge = PairJudge(problem)
+        self._ranked_goals: dict[str, list[str]] = {}
+        self._skill_names: dict[str, frozenset[str]] = {}
 
     def match(self, mentor_id: str, mentee_id: str, pinned: bool = False) -> Match:
         people = self.problem.people
         mentor, mentee = people[mentor_id], people[mentee_id]
         windows = self.judge.windows(mentor, mentee)
-        hours = windows_hours(windows)
-        components = pair_components(self.program, mentor, mentee, hours)
+        raw_score, components, hours = self.judge.score(mentor_id, mentee_id)
         preferred = self.judge.is_preferred(mentor_id, mentee_id)
-        score = to_points(combine(self.program, components, preferred)) / SCORE_SCALE
+        score = to_points(raw_score) / SCORE_SCALE
         return Match(
             mentor_id=mentor_id,
             mentee_id=mentee_id,
@@ -86,14 +86,27 @@ class PairExplainer:
             pinned=pinned,
         )
 
+    def _goal_reason(self, learner: Person, teacher: Person, teacher_role: str, learner_role: str) -> str | None:
+        goals = self._ranked_goals.get(learner.id)
+        if goals is None:
+            goals = self._ranked_goals[learner.id] = ranked_goals(learner)
+        skills = self._skill_names.get(teacher.id)
+        if skills is None:
+            skills = self._skill_names[teacher.id] = skill_names(teacher)
+        shared = [name for name in goals if name in skills]
+        if not shared:
+            return None
+        prefix = "shares" if teacher_role == "mentor" and learner_role == "mentee" else f"{teacher_role} covers"
+        return f"{prefix} {len(shared)} of the {learner_role}'s goals: {', '.join(shared)}"
+
     def reasons(self, mentor: Person, mentee: Person, hours: float, preferred: bool, pinned: bool) -> list[str]:
         relationship = self.program.relationship
         out: list[str] = []
         if pinned:
             out.append("pinned by a program admin")
-        texts = [_goal_reason(mentee, mentor, "mentor", "mentee")]
+        texts = [self._goal_reason(mentee, mentor, "mentor", "mentee")]
         if relationship == "peer":
-            texts.append(_goal_reason(mentor, mentee, "mentee", "mentor"))
+            texts.append(self._goal_reason(mentor, mentee, "mentee", "mentor"))
         out.extend(t for t in texts if t)
         out.append(
             f"{hours:.1f} h of shared working hours (mentor {_window_text(mentor)}, mentee {_window_text(mentee)})"

@@ -23,7 +23,6 @@ except at the ``min_score`` boundary, which ``exact_points`` settles.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from .encode import Encoded
 from .rules import SPARSE_RULES, level_ok

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 
@@ -82,17 +83,17 @@ def proficiency_of(skills: tuple) -> dict[str, int]:
     return best
 
 
-def goal_points(mentee: Person, mentor: Person) -> tuple[int, int]:
-    """(sum of pw * proficiency over the mentee's goals, sum of pw): integers, exact."""
-    best_goal = goal_weights_of(mentee.goals)
-    proficiency = proficiency_of(mentor.skills)
-    numerator = sum(weight * proficiency.get(name, 0) for name, weight in best_goal.items())
-    return numerator, sum(best_goal.values())
+def goal_fit_of(goal_weights: dict[str, int], proficiency: dict[str, int]) -> float:
+    """sum(pw * proficiency) / (5 * sum(pw)) over the learner's goals (0 without goals)."""
+    weight_sum = sum(goal_weights.values())
+    if not weight_sum:
+        return 0.0
+    numerator = sum(weight * proficiency.get(name, 0) for name, weight in goal_weights.items())
+    return numerator / (MAX_PROFICIENCY * weight_sum)
 
 
 def goal_fit(mentee: Person, mentor: Person) -> float:
-    numerator, weight_sum = goal_points(mentee, mentor)
-    return numerator / (MAX_PROFICIENCY * weight_sum) if weight_sum else 0.0
+    return goal_fit_of(goal_weights_of(mentee.goals), proficiency_of(mentor.skills))
 
 
 def seniority_fit(mentor_level: int, mentee_level: int, program: Program) -> float:
@@ -113,11 +114,14 @@ def is_cross_functional(mentor: Person, mentee: Person) -> bool:
     return bool(mentor.department) and bool(mentee.department) and mentor.department != mentee.department
 
 
-def pair_components(program: Program, mentor: Person, mentee: Person, hours: float) -> dict[str, float]:
+def pair_components(
+    program: Program, mentor: Person, mentee: Person, hours: float, fit: Callable[[Person, Person], float] = goal_fit
+) -> dict[str, float]:
+    """The four components; ``fit(learner, teacher)`` is ``goal_fit`` or a memoised equivalent."""
     if program.relationship == "peer":
-        goals = (goal_fit(mentee, mentor) + goal_fit(mentor, mentee)) / 2.0
+        goals = (fit(mentee, mentor) + fit(mentor, mentee)) / 2.0
     else:
-        goals = goal_fit(mentee, mentor)
+        goals = fit(mentee, mentor)
     return {
         "goals": goals,
         "time_zone": time_zone_fit(hours),
