@@ -130,8 +130,10 @@ class FastScorer:
         enc = self.enc
         e, m = enc.mentees, enc.mentors
         wg, wt, ws, wc = self.weights
-        raw = self.contact[self.group_e[rows][:, None], self.group_m[cols][None, :]]
-        raw += self.dept[self.dept_e[rows][:, None], self.dept_m[cols][None, :]]
+        # Gather rows of the small tables first, then columns with take (contiguous inner
+        # loops): about 3x faster than one broadcast fancy index over the block.
+        raw = np.take(self.contact[self.group_e[rows]], self.group_m[cols], axis=1)
+        raw += np.take(self.dept[self.dept_e[rows]], self.dept_m[cols], axis=1)
         m_level = m.level[cols].astype(np.float64)
         if same_level:
             e_level = float(e.level[rows[0]])
@@ -142,9 +144,12 @@ class FastScorer:
             e_level = e.level[rows].astype(np.float64)[:, None]
             sen = self._seniority(m_level[None, :], e_level)
             raw += np.where(level_ok(enc, e_level, m_level[None, :]), sen, NEG).astype(np.float32)
-        product = (e.goal_points[rows] @ self.skills_t[:, cols]).tocoo()
+        product = (e.goal_points[rows] @ self.skills_t[:, cols]).tocsr()
         if product.nnz:
-            raw[product.row, product.col] += (product.data * self.goal_scale[rows[product.row]]).astype(np.float32)
+            # CSR entries are unique per (row, col): a flat scatter-add is exact and cheaper
+            # than a 2-D fancy index.
+            row = np.repeat(np.arange(rows.size), np.diff(product.indptr))
+            raw.ravel()[row * cols.size + product.indices] += (product.data * self.goal_scale[rows[row]]).astype(np.float32)
         hits = self._sparse_hits(self.preferred, rows, cols)
         if hits is not None:
             r, c = hits
