@@ -101,3 +101,23 @@ def test_peer_person_in_two_pairs():
     prob = problem(people, {x: "both" for x in "abc"}, relationship="peer")
     found = check(prob, doctored(prob, ("a", "b"), ("c", "a")))
     assert [(v.label, v.mentee_id) for v in found] == [(RULE_CAPACITY, "a")]
+
+
+def test_a_judge_warmed_by_explanations_reports_the_same_violations():
+    # solve() hands its explanations' PairJudge (memoised scores and overlaps) to check().
+    from matching.explain import PairExplainer
+
+    prob = problem(BASE, ROLES, capacity={"m": 1}, min_score=0.99)
+    bad = doctored(prob, ("m", "e"), ("m", "e2"), ("e3", "e"))
+    explainer = PairExplainer(prob)
+    for match in bad.matches:
+        explainer.match(match.mentor_id, match.mentee_id)  # warms the judge's memo
+    assert check(prob, bad, judge=explainer.judge) == check(prob, bad)
+    assert {v.label for v in check(prob, bad, judge=explainer.judge)} >= {RULE_CAPACITY, RULE_MIN_SCORE}
+
+
+def test_a_judge_of_another_problem_is_refused():
+    from matching.check import PairJudge
+
+    with pytest.raises(ValueError, match="another problem"):
+        check(problem(BASE, ROLES), solve(problem(BASE, ROLES)), judge=PairJudge(problem(BASE, ROLES)))
