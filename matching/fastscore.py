@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .encode import Encoded
+from .encode import Encoded, unique_keys
 from .rules import SPARSE_RULES, level_ok
 from .scoring import (
     MAX_PROFICIENCY,
@@ -99,7 +99,7 @@ class FastScorer:
             out=np.zeros(len(e)), where=e.goal_weight_sum > 0,
         )
         self.skills_t = m.skill_levels.T.tocsc()
-        banned = np.unique(np.concatenate([enc.banned[label] for label in SPARSE_RULES]))
+        banned = unique_keys(np.concatenate([enc.banned[label] for label in SPARSE_RULES]))
         self.banned = (banned // enc.n_mentors, banned % enc.n_mentors)
         self.preferred = (enc.preferred // enc.n_mentors, enc.preferred % enc.n_mentors)
         self.min_points = min_score_points(program)
