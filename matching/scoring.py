@@ -33,7 +33,6 @@ the checker, and the vectorised block form used to build candidates; tests hold 
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -65,7 +64,6 @@ def to_points(score: float) -> int:
 # --- scalar reference -----------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1 << 18)
 def goal_weights_of(goals: tuple) -> dict[str, int]:
     """Skill -> priority weight of a goal list (a goal listed twice keeps its best priority)."""
     best: dict[str, int] = {}
@@ -74,7 +72,6 @@ def goal_weights_of(goals: tuple) -> dict[str, int]:
     return best
 
 
-@lru_cache(maxsize=1 << 18)
 def proficiency_of(skills: tuple) -> dict[str, int]:
     """Skill -> proficiency 0..5 (a skill listed twice keeps its best level)."""
     best: dict[str, int] = {}
