@@ -32,12 +32,14 @@ import numpy as np
 
 from .candidates import Candidates, level_blocks, mentor_columns, merge, present_mask
 from .encode import Encoded, unique_keys
-from .fastscore import FastScorer
+from .fastscore import POINTS_MARGIN, FastScorer
 from .flow import Certificate, FlowResult, build_network, solve_network
 from .rules import level_bounds
 from .scoring import SCORE_SCALE
 
 MAX_ROUNDS = 200
+# Covers float64 rounding in the screen's unrounded point bounds (far below a point).
+VALUE_SLACK = 1e-6
 # Re-checked rows get every pruned arc whose reduced cost is below this margin (not only the
 # violated ones): with the sink-anchored potentials (``flow.sink_potentials``) violated arcs
 # are few, and the near ones keep the next round's potentials from failing the row bounds.
@@ -74,23 +76,31 @@ def _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m
     pruned = scorer.eligible(raw) & ~present_mask(cands, rows, cols, enc.n_mentors)
     pot_e = cert.potential[e_nodes[rows]]
     pot_m = cert.potential[m_nodes[cols]]
-    upper = scorer.points_upper_bound(raw)  # int64; meaningless where not pruned (masked)
-    # reduced cost of a pair = slack - points, slack = 1000 + pi(e) - pi(m)
-    upper -= pot_e[:, None] + SCORE_SCALE
-    upper += pot_m[None, :]  # upper = -(slack - upper bound of points)
-    crossing = cert.reachable[e_nodes[rows]][:, None] & ~cert.reachable[m_nodes[cols]][None, :]
-    near = (upper > -NEAR_MARGIN) | crossing
+    # value >= (upper bound of the points, as points_upper_bound) + pi(m): the same formula
+    # unrounded, in float64, so one dense array does for the screen and the bound. A pair is
+    # near when the reduced cost 1000 - points + pi(e) - pi(m) could be below NEAR_MARGIN.
+    value = raw.astype(np.float64)
+    value *= scorer.to_points
+    value += pot_m + (0.5 + POINTS_MARGIN + VALUE_SLACK)
+    near = value > (SCORE_SCALE - NEAR_MARGIN + pot_e)[:, None]
+    in_s_row = cert.reachable[e_nodes[rows]]
+    in_s_col = cert.reachable[m_nodes[cols]]
+    out_cols = np.flatnonzero(~in_s_col)
+    if out_cols.size and in_s_row.any():
+        # Pairs leaving the source side S of the min cut are queued whatever their cost.
+        near[np.ix_(np.flatnonzero(in_s_row), out_cols)] = True
     near &= pruned
     r, c = np.nonzero(near)
     points = scorer.exact_points(rows[r], cols[c])  # -1: below min_score
     slack = SCORE_SCALE + pot_e[r] - pot_m[c]
-    add = (points >= 0) & ((slack - points < NEAR_MARGIN) | crossing[r, c])
+    crossing = in_s_row[r] & ~in_s_col[c]
+    add = (points >= 0) & ((slack - points < NEAR_MARGIN) | crossing)
     idx = np.flatnonzero(add)
     if idx.size > ADD_PER_ROW:
         # At most ADD_PER_ROW per row and round, most violated first (crossing the cut first):
         # when the first prices are poor (100k x 50k: ~240 violated pairs per row) adding them
         # all would swamp the flow. The others stay pruned (in the bound) and come back later.
-        key = np.where(crossing[r[idx], c[idx]], np.iinfo(np.int64).min, slack[idx] - points[idx])
+        key = np.where(crossing[idx], np.iinfo(np.int64).min, slack[idx] - points[idx])
         order = idx[np.lexsort((key, r[idx]))]
         row_sorted = r[order]
         starts = np.flatnonzero(np.r_[True, row_sorted[1:] != row_sorted[:-1]])
@@ -101,9 +111,7 @@ def _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m
     if bound is None:
         return
     pruned &= ~near  # stays pruned on the float32 bound alone
-    upper += pot_e[:, None] + SCORE_SCALE
-    upper -= pot_m[None, :]  # back to the points bound
-    best = np.where(pruned, upper + pi_m[cols][None, :], -np.inf).max(axis=1, initial=-np.inf)
+    best = np.floor(np.where(pruned, value, -np.inf).max(axis=1, initial=-np.inf))
     bound[rows] = np.maximum(bound[rows], best)
     rest = np.flatnonzero(~add & (points >= 0))  # scored exactly, stays pruned
     if rest.size:

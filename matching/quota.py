@@ -31,6 +31,7 @@ class ShiftedScorer:
     def __init__(self, base: FastScorer, gain: int, loss: int) -> None:
         self.base, self.gain, self.loss = base, gain, loss
         self.enc = base.enc
+        self.to_points = base.to_points  # points_upper_bound(raw) = floor(raw * to_points + 0.5 + margin)
 
     def raw_block(self, rows, cols):
         raw = self.base.raw_block(rows, cols)
