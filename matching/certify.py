@@ -38,7 +38,8 @@ from .rules import level_bounds
 from .scoring import SCORE_SCALE
 
 MAX_ROUNDS = 200
-# Covers float64 rounding in the screen's unrounded point bounds (far below a point).
+# Covers float64 rounding in the screen's unrounded point bounds (values of a few thousand
+# points at most, see _screen; POINTS_MARGIN leaves ~0.0099 points of room besides).
 VALUE_SLACK = 1e-6
 # Re-checked rows get every pruned arc whose reduced cost is below this margin (not only the
 # violated ones): with the sink-anchored potentials (``flow.sink_potentials``) violated arcs
@@ -76,13 +77,17 @@ def _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m
     pruned = scorer.eligible(raw) & ~present_mask(cands, rows, cols, enc.n_mentors)
     pot_e = cert.potential[e_nodes[rows]]
     pot_m = cert.potential[m_nodes[cols]]
-    # value >= (upper bound of the points, as points_upper_bound) + pi(m): the same formula
-    # unrounded, in float64, so one dense array does for the screen and the bound. A pair is
-    # near when the reduced cost 1000 - points + pi(e) - pi(m) could be below NEAR_MARGIN.
+    # value + base >= (upper bound of the points, as points_upper_bound) + pi(m): the same
+    # formula unrounded, in float64, so one dense array does for the screen and the bound.
+    # Potentials are taken relative to the block's largest mentor potential (an integer), so
+    # the float64 values stay small whatever the potentials' size and VALUE_SLACK covers
+    # their rounding. A pair is near when its reduced cost 1000 - points + pi(e) - pi(m) could
+    # be below NEAR_MARGIN.
+    base = int(pot_m.max(initial=0))
     value = raw.astype(np.float64)
     value *= scorer.to_points
-    value += pot_m + (0.5 + POINTS_MARGIN + VALUE_SLACK)
-    near = value > (SCORE_SCALE - NEAR_MARGIN + pot_e)[:, None]
+    value += (pot_m - base) + (0.5 + POINTS_MARGIN + VALUE_SLACK)
+    near = value > (SCORE_SCALE - NEAR_MARGIN - base + pot_e)[:, None]
     in_s_row = cert.reachable[e_nodes[rows]]
     in_s_col = cert.reachable[m_nodes[cols]]
     out_cols = np.flatnonzero(~in_s_col)
@@ -111,7 +116,7 @@ def _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m
     if bound is None:
         return
     pruned &= ~near  # stays pruned on the float32 bound alone
-    best = np.floor(np.where(pruned, value, -np.inf).max(axis=1, initial=-np.inf))
+    best = np.floor(np.where(pruned, value, -np.inf).max(axis=1, initial=-np.inf)) + base
     bound[rows] = np.maximum(bound[rows], best)
     rest = np.flatnonzero(~add & (points >= 0))  # scored exactly, stays pruned
     if rest.size:

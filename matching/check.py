@@ -90,7 +90,9 @@ class PairJudge:
         return goal_fit_of(weights, proficiency)
 
     def score(self, mentor_id: str, mentee_id: str) -> tuple[float, dict[str, float], float]:
-        """(score, components, shared hours) by the scalar reference formulas."""
+        """(score, components, shared hours) by the scalar reference formulas.
+
+        Memoised per (mentor, mentee): the components dict is shared, callers must not change it."""
         found = self._scores.get((mentor_id, mentee_id))
         if found is not None:
             return found

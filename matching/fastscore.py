@@ -146,10 +146,14 @@ class FastScorer:
             raw += np.where(level_ok(enc, e_level, m_level[None, :]), sen, NEG).astype(np.float32)
         product = (e.goal_points[rows] @ self.skills_t[:, cols]).tocsr()
         if product.nnz:
-            # CSR entries are unique per (row, col): a flat scatter-add is exact and cheaper
-            # than a 2-D fancy index.
+            # A sparse product holds each (row, col) once (unsorted within a row), so a flat
+            # scatter-add is exact and cheaper than a 2-D fancy index. ``raw`` is the C-ordered
+            # array np.take allocated, so the flat view writes into it.
+            assert raw.flags.c_contiguous
             row = np.repeat(np.arange(rows.size), np.diff(product.indptr))
-            raw.ravel()[row * cols.size + product.indices] += (product.data * self.goal_scale[rows[row]]).astype(np.float32)
+            raw.reshape(-1)[row * cols.size + product.indices] += (
+                product.data * self.goal_scale[rows[row]]
+            ).astype(np.float32)
         hits = self._sparse_hits(self.preferred, rows, cols)
         if hits is not None:
             r, c = hits
