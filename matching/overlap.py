@@ -37,6 +37,7 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+@lru_cache(maxsize=1 << 14)
 def local_window_utc(time_zone: str, start_min: int, end_min: int, local_day: date) -> tuple[datetime, datetime]:
     """The working window that *starts* on ``local_day`` (local time), as UTC datetimes."""
     tz = _zone(time_zone)
@@ -64,16 +65,24 @@ def _union(intervals: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetim
 def overlap_windows(mentor: Person, mentee: Person, on: date) -> tuple[Window, ...]:
     """UTC windows in which both can meet on the round date ``on`` (see module docstring)."""
     e_start, e_end = local_window_utc(mentee.time_zone, mentee.work_start_min, mentee.work_end_min, on)
-    mentor_windows = _union(
-        local_window_utc(mentor.time_zone, mentor.work_start_min, mentor.work_end_min, on + timedelta(days=k))
-        for k in (-1, 0, 1)
-    )
+    mentor_windows = _mentor_windows(mentor.time_zone, mentor.work_start_min, mentor.work_end_min, on)
     shared = []
     for m_start, m_end in mentor_windows:
         start, end = max(e_start, m_start), min(e_end, m_end)
         if end > start:
             shared.append(Window(start_utc=start, end_utc=end))
     return tuple(shared)
+
+
+@lru_cache(maxsize=1 << 14)
+def _mentor_windows(time_zone: str, start_min: int, end_min: int, on: date) -> tuple[tuple[datetime, datetime], ...]:
+    """The mentor's windows starting on local dates on-1, on and on+1, merged (UTC).
+
+    Memoised (like ``local_window_utc``): an organisation has a few hundred distinct
+    (time zone, window) combinations, and zoneinfo conversions dominate the scalar path."""
+    return tuple(
+        _union(local_window_utc(time_zone, start_min, end_min, on + timedelta(days=k)) for k in (-1, 0, 1))
+    )
 
 
 def overlap_hours(mentor: Person, mentee: Person, on: date) -> float:
