@@ -88,3 +88,42 @@ def test_capped_additions_per_row_keep_the_optimum(monkeypatch, objective):
     assert pruned.solver.status == "optimal"
     assert pruned.solver.objective == full.solver.objective
     assert pruned.stats["matched_mentees"] == full.stats["matched_mentees"]
+
+
+@pytest.mark.parametrize("objective", ["coverage_first", "score_first"])
+@pytest.mark.parametrize("reserve", [0, 1, 5])
+@pytest.mark.parametrize("seed", [2, 19])
+def test_reserve_and_deeper_threshold_keep_the_optimum(monkeypatch, objective, reserve, seed):
+    # With a small reserve most rows have pairs beyond it (bounded by the threshold) as well
+    # as reserve pairs screened one by one; with 0 every pruned pair is behind the threshold.
+    import matching.candidates as candidates
+
+    monkeypatch.setattr(candidates, "RESERVE", reserve)
+    prob = _problem(400, 190, seed, objective=objective, min_score=0.2)
+    pruned, full = solve(prob, top_k=2), solve(prob, top_k=None)
+    assert check(prob, pruned) == []
+    assert pruned.solver.status == "optimal"
+    assert pruned.solver.objective == full.solver.objective
+    assert pruned.stats["matched_mentees"] == full.stats["matched_mentees"]
+
+
+def test_reserve_lists_the_mentors_ranked_after_the_kept_ones():
+    import matching.candidates as candidates
+
+    enc = encode(_problem(200, 120, 5))
+    scorer = FastScorer(enc)
+    cands = build_candidates_fast(enc, scorer, top_k=3, mentor_k=3, reserve_k=4)
+    checked = 0
+    for rows, cols in candidates.level_blocks(enc):
+        raw = scorer.raw_block(rows, cols)
+        for i, row in enumerate(rows[:20].tolist()):
+            eligible = np.sort(raw[i][raw[i] > -1.0])[::-1]
+            if eligible.size <= 7:
+                continue
+            listed = [m for m in cands.reserve[row].tolist() if m >= 0]
+            col_of = {c: k for k, c in enumerate(cols.tolist())}
+            got = np.sort(raw[i][[col_of[m] for m in listed]])[::-1]
+            assert np.array_equal(got, eligible[3:7])  # ranks 4..7 by raw score (ties: same values)
+            assert cands.threshold[row] == scorer.points_upper_bound(eligible[7:8])[0]
+            checked += 1
+    assert checked > 50

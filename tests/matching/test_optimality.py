@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from matching import Enrollment, Problem, Program, Rules, check, solve
+from matching import Problem, Program, Rules, check, solve
 from matching.encode import encode
 from matching.rules import BlockEvaluator
 from matching.synthetic import synthetic_organisation

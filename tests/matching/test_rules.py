@@ -1,6 +1,5 @@
 """Each hard rule, hand-checked on the smallest case, for each relationship type."""
 
-from datetime import date
 
 import pytest
 
