@@ -53,9 +53,38 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# One uvicorn process serving the app on a listening socket it inherits (see running_server).
+_REUSE_PORT_WORKER = """
+import socket, sys, uvicorn
+sock = socket.socket(fileno=int(sys.argv[1]))
+config = uvicorn.Config("app.main:create_app", factory=True, log_level="warning", access_log=False)
+uvicorn.Server(config).run(sockets=[sock])
+"""
+
+
+def _reuse_port_socket(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
 @contextlib.contextmanager
-def running_server(database_url: str, *, workers: int = 1, extra_env: dict[str, str] | None = None) -> Iterator[str]:
-    """uvicorn serving the app on 127.0.0.1 with the bench admin key; yields the base URL."""
+def running_server(
+    database_url: str, *, workers: int = 1, extra_env: dict[str, str] | None = None, reuse_port: bool = False
+) -> Iterator[str]:
+    """uvicorn serving the app on 127.0.0.1 with the bench admin key; yields the base URL.
+
+    ``reuse_port=False``: ``uvicorn --workers N``, the N processes accept from one shared
+    socket. Linux does not spread connections between them: whichever process is awake
+    accepts a burst of new connections, so a load generator that opens its keep-alive
+    connections at once often ends up with all of them on one worker, the other idle.
+    ``reuse_port=True``: N uvicorn processes, each on its own ``SO_REUSEPORT`` socket bound to
+    the same port, so the kernel spreads connections over them (by a hash of the client
+    address, like N replicas behind a balancer); there is no supervisor restarting them."""
     port = free_port()
     env = {
         **os.environ,
@@ -64,12 +93,21 @@ def running_server(database_url: str, *, workers: int = 1, extra_env: dict[str, 
         "KIZUNA_LOG_LEVEL": "WARNING",
         **(extra_env or {}),
     }
-    command = [
-        sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--log-level", "warning", "--no-access-log",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=env)
+    processes: list[subprocess.Popen[bytes]] = []
+    sockets: list[socket.socket] = []
+    if reuse_port and workers > 1:
+        # Listening before the processes start: connections made early wait in the backlog.
+        sockets = [_reuse_port_socket(port) for _ in range(workers)]
+        for sock in sockets:
+            command = [sys.executable, "-c", _REUSE_PORT_WORKER, str(sock.fileno())]
+            processes.append(subprocess.Popen(command, cwd=ROOT, env=env, pass_fds=(sock.fileno(),)))
+    else:
+        command = [
+            sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+            "--log-level", "warning", "--no-access-log",
+        ]  # fmt: skip
+        processes.append(subprocess.Popen(command, cwd=ROOT, env=env))
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -79,16 +117,20 @@ def running_server(database_url: str, *, workers: int = 1, extra_env: dict[str, 
                     break
             except httpx.HTTPError:
                 pass
-            if time.monotonic() > deadline or process.poll() is not None:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
                 raise RuntimeError("the server did not start")
             time.sleep(0.2)
         yield base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for sock in sockets:
+            sock.close()
 
 
 def percentile(values: list[float], q: float) -> float:
