@@ -3,21 +3,38 @@
 Secrets are ``kz_`` + 43 URL-safe random characters (256 bits). Only their SHA-256 is
 stored: a fast hash is right for high-entropy random tokens (no dictionary to guess
 from), and it lets a key be found by an indexed equality lookup.
+
+A key that authenticated is remembered by its hash in a small per-process cache for
+``KIZUNA_AUTH_CACHE_SECONDS`` (default 5), so a busy integration does not cost a key lookup
+per request. What that cache may and may not do:
+
+- only keys that authenticated are kept (an unknown or revoked key is looked up every time,
+  so guessing cannot fill the cache), never beyond the key's own ``expires_at``;
+- a revocation committed by *this* process (``DELETE /v1/api-keys/{id}``, erasing a person,
+  which revokes their participant tokens) empties the cache as soon as it commits, before
+  the answer is sent: the next request here is refused;
+- a revocation committed by *another* process (another uvicorn worker or replica, or
+  ``kizuna keys revoke``) is seen here after at most ``KIZUNA_AUTH_CACHE_SECONDS``: that is
+  the bound on how long a revoked key keeps working elsewhere. ``0`` turns the cache off.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.deps import SessionDep
 from app.errors import Forbidden, Unauthorized
@@ -83,7 +100,78 @@ async def revoke_key(session: AsyncSession, key_id: str) -> bool:
     if key is None or key.role == "participant" or key.revoked_at is not None:
         return False
     key.revoked_at = utcnow()
+    keys_revoked(session)
     return True
+
+
+# -- the principal cache ------------------------------------------------------------------------
+
+_KEYS_REVOKED = "kizuna_keys_revoked"
+# Every cache of this process (one per app; tests run several apps in one process).
+_caches: weakref.WeakSet[PrincipalCache] = weakref.WeakSet()
+
+
+def keys_revoked(session: AsyncSession | Session) -> None:
+    """Note that this unit of work revokes keys: when it commits, every principal cache of this
+    process is emptied. Call it wherever ``revoked_at`` is set."""
+    session.info[_KEYS_REVOKED] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    # After COMMIT has returned: a lookup that starts from here on sees the revocation, and
+    # one that started before cannot store its result (see PrincipalCache.generation).
+    # (A note left by a unit of work that rolled back only costs one needless clear.)
+    if session.info.pop(_KEYS_REVOKED, False):
+        for cache in list(_caches):
+            cache.clear()
+
+
+class PrincipalCache:
+    """Keys that authenticated recently, by secret hash, each for at most ``ttl_seconds`` and
+    never past the key's expiry. Bounded: when full, the oldest entry makes room."""
+
+    def __init__(
+        self, ttl_seconds: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self.clock = clock
+        self._entries: dict[str, tuple[Principal, float]] = {}
+        # Bumped by clear(): a lookup that read the database before a clear() must not store
+        # what it read (the row may have been revoked in between).
+        self.generation = 0
+        _caches.add(self)
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl_seconds > 0
+
+    def get(self, digest: str) -> Principal | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        principal, valid_until = entry
+        if self.clock() >= valid_until:
+            self._entries.pop(digest, None)
+            return None
+        return principal
+
+    def put(self, digest: str, principal: Principal, expires_at: datetime | None, generation: int) -> None:
+        if generation != self.generation or not self.enabled:
+            return
+        lifetime = self.ttl_seconds
+        if expires_at is not None:
+            lifetime = min(lifetime, (expires_at - utcnow()).total_seconds())
+            if lifetime <= 0:
+                return
+        if len(self._entries) >= self.max_entries:
+            self._entries.pop(next(iter(self._entries)))
+        self._entries[digest] = (principal, self.clock() + lifetime)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.generation += 1
 
 
 # Columns only, no ORM identity map: this runs on every request.
@@ -92,14 +180,22 @@ _KEY_LOOKUP = select(
 ).where(ApiKey.secret_hash == bindparam("digest"))
 
 
-async def authenticate(session: AsyncSession, secret: str) -> Principal | None:
+async def authenticate(session: AsyncSession, secret: str, cache: PrincipalCache | None = None) -> Principal | None:
     digest = hash_secret(secret)
+    if cache is not None:
+        cached = cache.get(digest)
+        if cached is not None:
+            return cached
+        generation = cache.generation
     key = (await session.execute(_KEY_LOOKUP, {"digest": digest})).first()
     if key is None or key.revoked_at is not None:
         return None
     if key.expires_at is not None and key.expires_at <= utcnow():
         return None
-    return Principal(key_id=key.id, role=key.role, person_external_id=key.person_external_id)
+    principal = Principal(key_id=key.id, role=key.role, person_external_id=key.person_external_id)
+    if cache is not None:
+        cache.put(digest, principal, key.expires_at, generation)
+    return principal
 
 
 async def current_principal(
@@ -109,7 +205,7 @@ async def current_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized()
-    principal = await authenticate(session, credentials.credentials)
+    principal = await authenticate(session, credentials.credentials, request.app.state.principal_cache)
     if principal is None:
         raise Unauthorized("The API key is unknown, revoked or expired.")
     request.state.principal = principal

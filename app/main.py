@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app import __version__
-from app.auth import MIN_BOOTSTRAP_KEY_LENGTH, create_key
+from app.auth import MIN_BOOTSTRAP_KEY_LENGTH, PrincipalCache, create_key
 from app.body_limit import BodyLimitMiddleware
 from app.db import create_engine, create_read_sessionmaker, create_sessionmaker, session_scope
 from app.errors import install_error_handlers
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database_gauges = DatabaseGauges()
+    app.state.principal_cache = PrincipalCache(settings.auth_cache_seconds)
     install_round_event_hook()  # round status changes record webhook deliveries (outbox)
     install_error_handlers(app)
     for router in ROUTERS:

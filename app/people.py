@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import keys_revoked
 from app.batch import BatchValidation, first_error
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import ApiKey, Pairing, Person, RoundMatch
@@ -362,6 +363,7 @@ async def erase_person(session: AsyncSession, external_id: str) -> None:
         .where(ApiKey.role == "participant", ApiKey.person_external_id == external_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+    keys_revoked(session)  # and no cached principal of this process keeps it open
 
 
 async def list_people(

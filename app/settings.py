@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     participant_token_ttl_seconds: int = Field(
         default=3600, ge=60, le=30 * 86400, description="Lifetime of a participant token."
     )
+    auth_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description=(
+            "How long a process remembers a key that authenticated, to spare a lookup per request. "
+            "Revocations by this process take effect at once; by another process (worker, replica, "
+            "`kizuna keys revoke`) after at most this long. 0 turns the cache off."
+        ),
+    )
 
     @field_validator("database_url")
     @classmethod
