@@ -10,8 +10,10 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, event, update
+import pytest
+from sqlalchemy import create_engine, event, text, update
 
+from app import db as app_db
 from app.auth import Principal, PrincipalCache, hash_secret
 from app.migrations import sync_url
 from app.models import ApiKey
@@ -155,3 +157,27 @@ def test_the_cache_is_bounded() -> None:
     for digest in "abcd":
         cache.put(digest, PRINCIPAL, None, cache.generation)
     assert cache.get("a") is None and all(cache.get(d) == PRINCIPAL for d in "bcd")
+
+
+# -- pooled PostgreSQL connections ---------------------------------------------------------------
+
+
+async def test_a_pooled_connection_killed_while_idle_is_replaced(
+    app: Any, client: httpx.AsyncClient, admin: dict[str, str], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if app.state.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL connection pool")
+    monkeypatch.setattr(app_db, "IDLE_PING_SECONDS", 0.0)  # every idle connection counts as long idle
+    assert (await client.get("/v1/people", headers=admin)).status_code == 200
+    engine = create_engine(sync_url(database_url))
+    with engine.connect() as connection:  # what a PostgreSQL restart or a firewall does to idle connections
+        killed = connection.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    engine.dispose()
+    assert killed >= 1
+    for _ in range(3):
+        assert (await client.get("/v1/people", headers=admin)).status_code == 200
