@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy import bindparam, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from app.auth import Principal, create_key
 from app.errors import NotFound
@@ -50,49 +49,55 @@ def visible_person(principal: Principal, external_id: str) -> None:
         raise NotFound(f"No person with external id {external_id!r}.")
 
 
-# The hot read path of integrations: plain columns (no ORM objects) in one statement that
-# finds the person, their pairings and each counterpart.
+# The hot read path of integrations: one Core statement (table columns, no ORM entities, so
+# no ORM compile or loading step per execution) that finds the person, their pairings and
+# each counterpart.
+_pairing = Pairing.__table__
+_match = RoundMatch.__table__
+_program = Program.__table__
+_people = Person.__table__
+_counterpart = _people.alias("counterpart")
 _person_id = (
-    select(Person.id)
-    .where(Person.external_id == bindparam("external_id"), Person.erased_at.is_(None))
+    select(_people.c.id)
+    .where(_people.c.external_id == bindparam("external_id"), _people.c.erased_at.is_(None))
     .scalar_subquery()
 )
-_counterpart = aliased(Person, name="counterpart")
 _PAIRINGS = (
     select(
-        Pairing.id,
-        Pairing.program_id,
-        Pairing.status,
-        Pairing.published_at,
-        (Pairing.mentor_person_id == _person_id).label("as_mentor"),
-        Program.name.label("program_name"),
-        RoundMatch.score,
-        RoundMatch.components,
-        RoundMatch.reasons,
-        RoundMatch.overlap_hours,
-        RoundMatch.overlap_windows,
-        _counterpart.external_id,
-        _counterpart.display_name,
-        _counterpart.email,
-        _counterpart.title,
-        _counterpart.department,
-        _counterpart.time_zone,
-        _counterpart.erased_at,
+        _pairing.c.id,
+        _pairing.c.program_id,
+        _pairing.c.status,
+        _pairing.c.published_at,
+        (_pairing.c.mentor_person_id == _person_id).label("as_mentor"),
+        _program.c.name.label("program_name"),
+        _match.c.score,
+        _match.c.components,
+        _match.c.reasons,
+        _match.c.overlap_hours,
+        _match.c.overlap_windows,
+        _counterpart.c.external_id,
+        _counterpart.c.display_name,
+        _counterpart.c.email,
+        _counterpart.c.title,
+        _counterpart.c.department,
+        _counterpart.c.time_zone,
+        _counterpart.c.erased_at,
     )
-    .join(RoundMatch, RoundMatch.id == Pairing.match_id)
-    .join(Program, Program.id == Pairing.program_id)
+    .join(_match, _match.c.id == _pairing.c.match_id)
+    .join(_program, _program.c.id == _pairing.c.program_id)
     .join(
         _counterpart,
-        _counterpart.id
+        _counterpart.c.id
         == case(
-            (Pairing.mentor_person_id == _person_id, Pairing.mentee_person_id), else_=Pairing.mentor_person_id
+            (_pairing.c.mentor_person_id == _person_id, _pairing.c.mentee_person_id),
+            else_=_pairing.c.mentor_person_id,
         ),
     )
     .where(
-        or_(Pairing.mentor_person_id == _person_id, Pairing.mentee_person_id == _person_id),
-        Pairing.id > bindparam("after"),
+        or_(_pairing.c.mentor_person_id == _person_id, _pairing.c.mentee_person_id == _person_id),
+        _pairing.c.id > bindparam("after"),
     )
-    .order_by(Pairing.id)
+    .order_by(_pairing.c.id)
     .limit(bindparam("limit"))
 )
 
