@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -71,6 +72,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             # The process that runs rounds in the background also sends their webhooks.
             deliverer = app.state.webhook_deliverer = WebhookDeliverer(app.state.sessionmaker, settings)
             deliverer.start()
+        # What exists now (modules, routes, schemas, the engine: ~200,000 objects) lives as long
+        # as the process. Out of the collector's sight it does not make every full collection
+        # walk it: without this, a full collection stalls every request in flight for ~100 ms.
+        gc.collect()
+        gc.freeze()
         yield
     finally:
         if runner is not None:
