@@ -5,6 +5,7 @@ Services flush but never commit; the request's session commits.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -193,14 +194,19 @@ def _upsert_on_conflict(stmt, dialect: str):  # type: ignore[no-untyped-def]
 RECORD_COLUMNS = ("external_id", *PROFILE_COLUMNS, "content_hash")
 
 
+@functools.cache
 def _sqlite_upsert():  # type: ignore[no-untyped-def]
-    """Executed with a list of rows: one cached compilation, sent in multi-row batches."""
+    """Executed with a list of rows: one cached compilation, sent in multi-row batches.
+    Built once: constructing the statement (``excluded`` and its column proxies) cost more
+    than executing it for a single profile."""
     return _upsert_on_conflict(sqlite_insert(Person), "sqlite")
 
 
+@functools.cache
 def _postgres_upsert():  # type: ignore[no-untyped-def]
     """All rows travel as ONE JSON parameter unpacked by json_to_recordset: psycopg would
-    otherwise re-parse a 17,000-placeholder statement for every batch (most of the time)."""
+    otherwise re-parse a 17,000-placeholder statement for every batch (most of the time).
+    Built once, like the SQLite statement."""
     table = Person.__table__
     records = (
         func.json_to_recordset(cast(bindparam("rows", type_=String()), JSON))
