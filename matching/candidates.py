@@ -4,9 +4,8 @@ Mentees are processed level by level: the level-gap rule leaves each level a con
 of the level-sorted mentors, so the dense blocks only cover pairs that can pass it. Blocks are
 bounded in size (``BLOCK_PAIRS``) so memory stays flat however large the organisation.
 
-Pruning is only a speed-up: ``reserve`` lists, per mentee, the next best mentors after the kept
-ones (not arcs of the flow), ``threshold`` bounds the score of every other pair that was cut,
-and ``certify`` later proves (by reduced costs and a min cut) that none of
+Pruning is only a speed-up: ``threshold`` records, per mentee, the best score among the pairs
+that were cut, and ``flow.certify`` later proves (by reduced costs and a min cut) that none of
 them could improve the optimum, adding back any that could.
 """
 
@@ -21,7 +20,6 @@ from .rules import BlockEvaluator, level_bounds
 
 BLOCK_PAIRS = 1 << 21  # ~2M pairs per dense block (a few tens of MB of temporaries)
 DEFAULT_TOP_K = 16
-RESERVE = 48
 
 
 @dataclass
@@ -29,12 +27,8 @@ class Candidates:
     mentee: np.ndarray  # int64, sorted by (mentee, mentor)
     mentor: np.ndarray  # int64
     points: np.ndarray  # int64 score points 0..1000
-    threshold: np.ndarray  # per mentee: best points among pruned eligible pairs not in the reserve, -1 if none
-    # (n_mentees, RESERVE) mentor indices ranked just after the kept ones, -1 = none, and an
-    # upper bound on each one's points: the certificate screens them pair by pair, so the
-    # threshold above can sit deeper.
-    reserve: np.ndarray
-    reserve_bound: np.ndarray
+    threshold: np.ndarray  # per mentee: best points among pruned eligible pairs, -1 if none
+    eligible: np.ndarray  # per mentee: number of eligible mentors (before pruning)
 
     @property
     def keys_count(self) -> int:
@@ -73,18 +67,19 @@ def build_candidates(enc: Encoded) -> Candidates:
     """Every eligible arc, scored by the exact evaluator (peer pools, unpruned runs, tests)."""
     evaluator = BlockEvaluator(enc)
     threshold = np.full(enc.n_mentees, -1, np.int64)
+    eligible = np.zeros(enc.n_mentees, np.int64)
     parts_e, parts_m, parts_p = [], [], []
     for rows, cols in level_blocks(enc):
         points, _ = evaluator.evaluate(rows, cols)
+        eligible[rows] = (points >= 0).sum(axis=1)
         r, c = np.nonzero(points >= 0)
         parts_e.append(rows[r])
         parts_m.append(cols[c])
         parts_p.append(points[r, c])
-    empty = np.full((enc.n_mentees, 0), -1, np.int64)
-    return _sorted_candidates(enc, parts_e, parts_m, parts_p, threshold, empty, empty)
+    return _sorted_candidates(enc, parts_e, parts_m, parts_p, threshold, eligible)
 
 
-def _sorted_candidates(enc, parts_e, parts_m, parts_p, threshold, reserve, reserve_bound) -> Candidates:
+def _sorted_candidates(enc, parts_e, parts_m, parts_p, threshold, eligible) -> Candidates:
     if parts_e:
         mentee = np.concatenate(parts_e).astype(np.int64)
         mentor = np.concatenate(parts_m).astype(np.int64)
@@ -92,7 +87,7 @@ def _sorted_candidates(enc, parts_e, parts_m, parts_p, threshold, reserve, reser
     else:
         mentee = mentor = points = np.zeros(0, np.int64)
     keys, first = np.unique(mentee * enc.n_mentors + mentor, return_index=True)  # sorted, no duplicates
-    return Candidates(mentee[first], mentor[first], points[first], threshold, reserve, reserve_bound)
+    return Candidates(mentee[first], mentor[first], points[first], threshold, eligible)
 
 
 def full_rows(enc: Encoded, evaluator: BlockEvaluator, rows: np.ndarray, with_codes: bool = False):
@@ -110,8 +105,7 @@ def merge(enc: Encoded, cands: Candidates, mentee: np.ndarray, mentor: np.ndarra
         [cands.mentor, mentor],
         [cands.points, points],
         cands.threshold,
-        cands.reserve,
-        cands.reserve_bound,
+        cands.eligible,
     )
 
 
@@ -137,53 +131,29 @@ def present_mask(cands: Candidates, rows: np.ndarray, cols: np.ndarray, n_mentor
 # --- fast path (bipartite programs) ----------------------------------------------------------
 
 
-def build_candidates_fast(
-    enc: Encoded, scorer, top_k: int = DEFAULT_TOP_K, mentor_k: int | None = None, reserve_k: int | None = None
-) -> Candidates:
+def build_candidates_fast(enc: Encoded, scorer, top_k: int = DEFAULT_TOP_K, mentor_k: int | None = None) -> Candidates:
     """Top ``top_k`` mentors per mentee and top ``mentor_k`` mentees per mentor, ranked on the
-    float32 raw score; kept arcs are then scored exactly. The next ``reserve_k`` mentors of each
-    mentee form its reserve; ``threshold`` is an upper bound on the exact points of every arc
-    outside the mentee's own top-k and reserve."""
+    float32 raw score; kept arcs are then scored exactly. ``threshold`` is an upper bound on
+    the exact points of every arc left out of a mentee's own top-k."""
     from .fastscore import ELIGIBLE
 
     mentor_k = mentor_k or top_k
-    reserve_k = RESERVE if reserve_k is None else reserve_k
     threshold = np.full(enc.n_mentees, -1, np.int64)
-    reserve = np.full((enc.n_mentees, reserve_k), -1, np.int64)
-    reserve_bound = np.full((enc.n_mentees, reserve_k), -1, np.int64)
     best_raw = np.full((enc.n_mentors, mentor_k), -np.inf, np.float32)
     best_row = np.full((enc.n_mentors, mentor_k), -1, np.int64)
     parts_e, parts_m = [], []
     for rows, cols in level_blocks(enc):
         raw = scorer.raw_block(rows, cols)
-        # mentee side: positions [0, top_k) kept, [top_k, top_k + reserve_k) reserve, the
-        # value at top_k + reserve_k bounds the rest
+        # mentee side
         if cols.size > top_k:
-            depth = min(reserve_k, cols.size - top_k)
-            full = cols.size > top_k + reserve_k
-            if full:
-                # Two single-k partitions (the deep one, then within its head) cost ~2.4x less
-                # than one partition at both k.
-                part = np.argpartition(-raw, top_k + reserve_k, axis=1)[:, : top_k + reserve_k + 1]
-                if reserve_k:
-                    head = np.take_along_axis(raw, part[:, :-1], axis=1)
-                    order = np.argpartition(-head, top_k, axis=1)
-                    part[:, :-1] = np.take_along_axis(part[:, :-1], order, axis=1)
-            else:
-                part = np.argpartition(-raw, top_k, axis=1)
+            part = np.argpartition(-raw, top_k, axis=1)[:, : top_k + 1]
             kept = part[:, :top_k]
+            cut = np.take_along_axis(raw, part[:, top_k : top_k + 1], axis=1)[:, 0]
+            threshold[rows] = np.where(cut > ELIGIBLE, scorer.points_upper_bound(cut), -1)
             kept_raw = np.take_along_axis(raw, kept, axis=1)
             r, j = np.nonzero(kept_raw > ELIGIBLE)
             parts_e.append(rows[r])
             parts_m.append(cols[kept[r, j]])
-            spare = part[:, top_k : top_k + depth]
-            spare_raw = np.take_along_axis(raw, spare, axis=1)
-            eligible = spare_raw > ELIGIBLE
-            reserve[rows, :depth] = np.where(eligible, cols[spare], -1)
-            reserve_bound[rows, :depth] = np.where(eligible, scorer.points_upper_bound(spare_raw), -1)
-            if full:
-                cut = np.take_along_axis(raw, part[:, -1:], axis=1)[:, 0]
-                threshold[rows] = np.where(cut > ELIGIBLE, scorer.points_upper_bound(cut), -1)
         else:
             r, c = np.nonzero(raw > ELIGIBLE)
             parts_e.append(rows[r])
@@ -213,4 +183,4 @@ def build_candidates_fast(
     mentee, mentor = keys // enc.n_mentors, keys % enc.n_mentors
     points = scorer.exact_points(mentee, mentor)
     keep = points >= 0
-    return Candidates(mentee[keep], mentor[keep], points[keep], threshold, reserve, reserve_bound)
+    return Candidates(mentee[keep], mentor[keep], points[keep], threshold, np.zeros(enc.n_mentees, np.int64))

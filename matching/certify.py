@@ -7,12 +7,10 @@ The potentials are ``flow.sink_potentials``: the feasible ones with the least me
 Re-scoring every pruned pair each round would cost a full pass, so each mentee row carries an
 upper bound instead:
 
-* before its first re-check: its reserve (the next mentors after the kept ones, each with an
-  upper bound on its points) and ``threshold`` (max points of the other pruned arcs), so a row
-  passes when every reserve pair and ``threshold + max pi(m) over its level slice`` stay within
-  ``1000 + pi(e)``; a row that fails has its reserve screened pair by pair and is scored only
-  against the mentors with ``pi(m) > 1000 + pi(e) - threshold - margin`` (against the others
-  even the threshold is far from violating), and the rest enter its bound;
+* before its first re-check: ``threshold`` (max points of its pruned arcs), so a row passes
+  when ``threshold + max pi(m) over its level slice <= 1000 + pi(e)``; a row that fails is
+  scored only against the mentors with ``pi(m) > 1000 + pi(e) - threshold - margin`` (against
+  the others even the threshold is far from violating), and the rest enter its bound;
 * after a re-check under potentials ``pi_r``: ``bound = max over pruned m of (points + pi_r(m))``,
   so under new potentials it passes when ``bound + max (pi(m) - pi_r(m)) <= 1000 + pi(e)`` over
   the mentors whose pi did not rise; pairs with mentors whose pi rose by more than the row's
@@ -128,47 +126,6 @@ def _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m
         bound[rows[rr[starts]]] = np.maximum(bound[rows[rr[starts]]], best)
 
 
-def _reserve_pairs(enc, cands, rows):
-    """(mentee, mentor, points upper bound, position in the rows' reserve) of the reserve pairs
-    of ``rows`` that are not candidate arcs (yet)."""
-    res = cands.reserve[rows]
-    valid = cands.reserve_bound[rows] >= 0
-    e = np.repeat(rows, valid.sum(axis=1))
-    m = res[valid]
-    upper = cands.reserve_bound[rows][valid]
-    keys_c = cands.mentee * enc.n_mentors + cands.mentor  # sorted
-    keys = e * enc.n_mentors + m
-    pos = np.minimum(np.searchsorted(keys_c, keys), max(keys_c.size - 1, 0))
-    present = (keys_c[pos] == keys) if keys_c.size else np.zeros(keys.size, bool)
-    return e[~present], m[~present], upper[~present]
-
-
-def _reserve_worst(enc, cands, rows, pi_m) -> np.ndarray:
-    """Per row: max of points upper bound + pi(m) over its pruned reserve pairs (-inf if none)."""
-    e, m, upper = _reserve_pairs(enc, cands, rows)
-    out = np.full(enc.n_mentees, -np.inf)
-    np.maximum.at(out, e, upper + pi_m[m])
-    return out[rows]
-
-
-def _reserve_screen(enc, scorer, cands, cert, rows, e_nodes, m_nodes, add_e, add_m, bound, pi_m):
-    """The reserve pairs of ``rows``, pair by pair: queue those within NEAR_MARGIN of a negative
-    reduced cost (or crossing the min cut) for adding, fold the others into the row bounds."""
-    e, m, upper = _reserve_pairs(enc, cands, rows)
-    pot_e, pot_m = cert.potential[e_nodes[e]], cert.potential[m_nodes[m]]
-    slack = SCORE_SCALE + pot_e - pot_m
-    crossing = cert.reachable[e_nodes[e]] & ~cert.reachable[m_nodes[m]]
-    value = (upper + pi_m[m]).astype(np.float64)  # stays pruned on its upper bound alone
-    near = np.flatnonzero((slack - upper < NEAR_MARGIN) | crossing)
-    points = scorer.exact_points(e[near], m[near])  # -1: below min_score
-    add = (points >= 0) & ((slack[near] - points < NEAR_MARGIN) | crossing[near])
-    add_e.append(e[near[add]])
-    add_m.append(m[near[add]])
-    value[near] = np.where(points >= 0, points + pi_m[m[near]], -np.inf)
-    value[near[add]] = -np.inf  # becomes an arc
-    np.maximum.at(bound, e, value)
-
-
 def _finish(enc, every, cands, network, result, active, capacity, floors, t):
     """Return the flow over ``every`` kept arc (arcs outside the last network carry 0)."""
     if every.mentee.size == cands.mentee.size:
@@ -192,9 +149,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         result = solve_network(network)
         t = clock.add("solve", t)
         # Rows re-checked before are described by their bound, the others by their threshold.
-        has_pruned = active & np.where(
-            ref >= 0, np.isfinite(bound), (cands.threshold >= 0) | (cands.reserve_bound >= 0).any(axis=1)
-        )
+        has_pruned = active & np.where(ref >= 0, np.isfinite(bound), cands.threshold >= 0)
         if not has_pruned.any():
             return _finish(enc, every, cands, network, result, active, capacity, floors, t)
         cert = Certificate.of(network, result)
@@ -210,9 +165,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         fresh = has_pruned & (ref < 0)
         worst = np.full(enc.n_mentees, -np.inf)
         if fresh.any():
-            beyond = np.where(cands.threshold >= 0, cands.threshold + _slice_max(enc, pi_m), -np.inf)
-            rows = np.flatnonzero(fresh)
-            worst[rows] = np.maximum(beyond[rows], _reserve_worst(enc, cands, rows, pi_m))
+            worst[fresh] = (cands.threshold + _slice_max(enc, pi_m))[fresh]
         partial = []  # (rows, mentors): rows whose bound holds except against these mentors
         for r, old in enumerate(history):
             rows = has_pruned & (ref == r)
@@ -283,20 +236,16 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             rows_f = fresh_fail[np.argsort(-room, kind="stable")]
             bound[rows_f] = -np.inf
             ref[rows_f] = len(history) - 1
-            _reserve_screen(enc, scorer, cands, cert, rows_f, e_nodes, m_nodes, add_e, add_m, bound, pi_m)
             for rows, cols in level_blocks(enc, rows_f):
                 pm_cols = pi_m[cols]
                 for k in range(0, rows.size, PARTIAL_CHUNK):
                     chunk = rows[k : k + PARTIAL_CHUNK]
-                    beyond = cands.threshold[chunk]
-                    if (beyond < 0).all():
-                        continue  # nothing pruned beyond the reserve
-                    least = (allowance[chunk] - beyond).min() - NEAR_MARGIN - FRESH_ROOM
+                    least = (allowance[chunk] - cands.threshold[chunk]).min() - NEAR_MARGIN - FRESH_ROOM
                     hot = pm_cols > least
                     if hot.any():
                         _screen(enc, scorer, cands, cert, chunk, cols[hot], e_nodes, m_nodes, add_e, add_m, bound, pi_m)
                     if not hot.all():
-                        cold = np.where(beyond >= 0, beyond + pm_cols[~hot].max(), -np.inf)
+                        cold = cands.threshold[chunk] + pm_cols[~hot].max()
                         bound[chunk] = np.maximum(bound[chunk], cold)
         t = clock.add("pruning", t)
         added_e = np.concatenate(add_e) if add_e else np.zeros(0, np.int64)
@@ -327,10 +276,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         if drop.any():
             d = np.flatnonzero(drop)
             np.maximum.at(bound, cands.mentee[d], cands.points[d] + history[-1][cands.mentor[d]])
-            cands = Candidates(
-                cands.mentee[~drop], cands.mentor[~drop], cands.points[~drop],
-                cands.threshold, cands.reserve, cands.reserve_bound,
-            )
+            cands = Candidates(cands.mentee[~drop], cands.mentor[~drop], cands.points[~drop], cands.threshold, cands.eligible)
         log.debug("certify round %d: %d arcs leave the flow network", round_no, int(drop.sum()))
         cands = merge(enc, cands, e_new[keep], m_new[keep], points[keep])
         every = merge(enc, every, e_new[keep], m_new[keep], points[keep])
