@@ -123,6 +123,17 @@ class _Vocab:
         return found
 
 
+def _intern(names: list[str], vocabulary: dict[str, int]) -> list[int]:
+    """Codes of the names, new names added to the vocabulary (one loop, no call per name)."""
+    codes = []
+    for name in names:
+        found = vocabulary.get(name)
+        if found is None:
+            found = vocabulary[name] = len(vocabulary)
+        codes.append(found)
+    return codes
+
+
 def _side(
     ids: list[str],
     problem: Problem,
@@ -138,28 +149,18 @@ def _side(
         combo = (p.time_zone, p.work_start_min % 1440, p.work_end_min % 1440)
         tz_group[n] = combo_index.setdefault(combo, len(combo_index))
     lang_codes = [[languages(lang) for lang in p.languages] for p in people]
-    # Flat (row, skill code, value) columns; this loop runs once per goal and skill of every
-    # participant (~15 per person), so it avoids per-item calls.
-    code = skills.index
-    goal_rows, goal_cols, goal_vals = [], [], []
-    skill_rows, skill_cols, skill_vals = [], [], []
-    for n, p in enumerate(people):
-        for g in p.goals:
-            c = code.get(g.skill)
-            if c is None:
-                c = code[g.skill] = len(code)
-            goal_rows.append(n)
-            goal_cols.append(c)
-            goal_vals.append(GOAL_PRIORITY_WEIGHT.get(g.priority, 1))
-        for sk in p.skills:
-            c = code.get(sk.name)
-            if c is None:
-                c = code[sk.name] = len(code)
-            skill_rows.append(n)
-            skill_cols.append(c)
-            skill_vals.append(sk.level)
-    goal_entries = (goal_rows, goal_cols, goal_vals)
-    skill_entries = (skill_rows, skill_cols, np.clip(np.array(skill_vals, np.int64), 0, MAX_PROFICIENCY))
+    # Flat (row, skill code, value) columns: these run once per goal and skill of every
+    # participant (~15 per person), so they avoid per-item function calls.
+    goal_entries = (
+        [n for n, p in enumerate(people) for _ in p.goals],
+        _intern([g.skill for p in people for g in p.goals], skills.index),
+        [GOAL_PRIORITY_WEIGHT.get(g.priority, 1) for p in people for g in p.goals],
+    )
+    skill_entries = (
+        [n for n, p in enumerate(people) for _ in p.skills],
+        _intern([sk.name for p in people for sk in p.skills], skills.index),
+        np.clip(np.array([sk.level for p in people for sk in p.skills], np.int64), 0, MAX_PROFICIENCY),
+    )
     side = Side(
         ids=ids,
         people=people,
