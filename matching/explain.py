@@ -51,13 +51,8 @@ def ranked_goals(person: Person) -> list[str]:
 
 
 def skill_names(person: Person) -> frozenset[str]:
+    """Skills the person has (level above 0): a goal is shared when it is one of them."""
     return frozenset(s.name for s in person.skills if s.level > 0)
-
-
-def shared_goals(mentee: Person, mentor: Person) -> list[str]:
-    """The mentee's goals the mentor has as skills, most important first, then by name."""
-    skills = skill_names(mentor)
-    return [name for name in ranked_goals(mentee) if name in skills]
 
 
 class PairExplainer:
