@@ -28,7 +28,6 @@ class Candidates:
     mentor: np.ndarray  # int64
     points: np.ndarray  # int64 score points 0..1000
     threshold: np.ndarray  # per mentee: best points among pruned eligible pairs, -1 if none
-    eligible: np.ndarray  # per mentee: number of eligible mentors (before pruning)
 
     @property
     def keys_count(self) -> int:
@@ -67,19 +66,17 @@ def build_candidates(enc: Encoded) -> Candidates:
     """Every eligible arc, scored by the exact evaluator (peer pools, unpruned runs, tests)."""
     evaluator = BlockEvaluator(enc)
     threshold = np.full(enc.n_mentees, -1, np.int64)
-    eligible = np.zeros(enc.n_mentees, np.int64)
     parts_e, parts_m, parts_p = [], [], []
     for rows, cols in level_blocks(enc):
         points, _ = evaluator.evaluate(rows, cols)
-        eligible[rows] = (points >= 0).sum(axis=1)
         r, c = np.nonzero(points >= 0)
         parts_e.append(rows[r])
         parts_m.append(cols[c])
         parts_p.append(points[r, c])
-    return _sorted_candidates(enc, parts_e, parts_m, parts_p, threshold, eligible)
+    return _sorted_candidates(enc, parts_e, parts_m, parts_p, threshold)
 
 
-def _sorted_candidates(enc, parts_e, parts_m, parts_p, threshold, eligible) -> Candidates:
+def _sorted_candidates(enc, parts_e, parts_m, parts_p, threshold) -> Candidates:
     if parts_e:
         mentee = np.concatenate(parts_e).astype(np.int64)
         mentor = np.concatenate(parts_m).astype(np.int64)
@@ -87,7 +84,7 @@ def _sorted_candidates(enc, parts_e, parts_m, parts_p, threshold, eligible) -> C
     else:
         mentee = mentor = points = np.zeros(0, np.int64)
     keys, first = np.unique(mentee * enc.n_mentors + mentor, return_index=True)  # sorted, no duplicates
-    return Candidates(mentee[first], mentor[first], points[first], threshold, eligible)
+    return Candidates(mentee[first], mentor[first], points[first], threshold)
 
 
 def full_rows(enc: Encoded, evaluator: BlockEvaluator, rows: np.ndarray, with_codes: bool = False):
@@ -105,7 +102,6 @@ def merge(enc: Encoded, cands: Candidates, mentee: np.ndarray, mentor: np.ndarra
         [cands.mentor, mentor],
         [cands.points, points],
         cands.threshold,
-        cands.eligible,
     )
 
 
@@ -183,4 +179,4 @@ def build_candidates_fast(enc: Encoded, scorer, top_k: int = DEFAULT_TOP_K, ment
     mentee, mentor = keys // enc.n_mentors, keys % enc.n_mentors
     points = scorer.exact_points(mentee, mentor)
     keep = points >= 0
-    return Candidates(mentee[keep], mentor[keep], points[keep], threshold, np.zeros(enc.n_mentees, np.int64))
+    return Candidates(mentee[keep], mentor[keep], points[keep], threshold)

@@ -276,7 +276,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         if drop.any():
             d = np.flatnonzero(drop)
             np.maximum.at(bound, cands.mentee[d], cands.points[d] + history[-1][cands.mentor[d]])
-            cands = Candidates(cands.mentee[~drop], cands.mentor[~drop], cands.points[~drop], cands.threshold, cands.eligible)
+            cands = Candidates(cands.mentee[~drop], cands.mentor[~drop], cands.points[~drop], cands.threshold)
         log.debug("certify round %d: %d arcs leave the flow network", round_no, int(drop.sum()))
         cands = merge(enc, cands, e_new[keep], m_new[keep], points[keep])
         every = merge(enc, every, e_new[keep], m_new[keep], points[keep])

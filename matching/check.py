@@ -80,7 +80,7 @@ class PairJudge:
         )
 
     def goal_fit(self, learner, teacher) -> float:
-        """``scoring.goal_fit`` with each person's goal weights and proficiencies built once."""
+        """``scoring.goal_fit_of`` with each person's goal weights and proficiencies built once."""
         weights = self._goal_weights.get(learner.id)
         if weights is None:
             weights = self._goal_weights[learner.id] = goal_weights_of(learner.goals)

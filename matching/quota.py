@@ -55,7 +55,7 @@ def _shift(cands: Candidates, scorer: FastScorer, gain: int, loss: int) -> Candi
     cross = scorer.cross_functional(cands.mentee, cands.mentor)
     points = cands.points + np.where(cross, gain, -loss)
     threshold = np.where(cands.threshold >= 0, cands.threshold + gain, -1)
-    return Candidates(cands.mentee, cands.mentor, points, threshold, cands.eligible)
+    return Candidates(cands.mentee, cands.mentor, points, threshold)
 
 
 def enforce_quota(enc, scorer, cands, active, capacity, floors, pins, pairs, clock, t, deadline):

@@ -89,10 +89,6 @@ def goal_fit_of(goal_weights: dict[str, int], proficiency: dict[str, int]) -> fl
     return numerator / (MAX_PROFICIENCY * weight_sum)
 
 
-def goal_fit(mentee: Person, mentor: Person) -> float:
-    return goal_fit_of(goal_weights_of(mentee.goals), proficiency_of(mentor.skills))
-
-
 def seniority_fit(mentor_level: int, mentee_level: int, program: Program) -> float:
     if program.relationship == "peer":
         return max(0.0, 1.0 - abs(mentor_level - mentee_level) / 2.0)
@@ -112,9 +108,10 @@ def is_cross_functional(mentor: Person, mentee: Person) -> bool:
 
 
 def pair_components(
-    program: Program, mentor: Person, mentee: Person, hours: float, fit: Callable[[Person, Person], float] = goal_fit
+    program: Program, mentor: Person, mentee: Person, hours: float, fit: Callable[[Person, Person], float]
 ) -> dict[str, float]:
-    """The four components; ``fit(learner, teacher)`` is ``goal_fit`` or a memoised equivalent."""
+    """The four components; ``fit(learner, teacher)`` is the goal fit, ``goal_fit_of`` over the
+    learner's goal weights and the teacher's proficiencies (``PairJudge.goal_fit`` memoises both)."""
     if program.relationship == "peer":
         goals = (fit(mentee, mentor) + fit(mentor, mentee)) / 2.0
     else:
