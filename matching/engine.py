@@ -119,7 +119,7 @@ def solve(problem: Problem, top_k: int | None = cand_mod.DEFAULT_TOP_K) -> Solut
         pairs = list(zip(cands.mentee[chosen].tolist(), cands.mentor[chosen].tolist()))
         if problem.program.rules.min_cross_functional_share:
             pairs, status, bound_points, t = enforce_quota(
-                enc, scorer or FastScorer(enc), cands, active, capacity, floors, pins, pairs, clock, t,
+                enc, scorer or FastScorer(enc), (cands, network, result), active, capacity, floors, pins, clock, t,
                 deadline=time.monotonic() + problem.time_limit_seconds,
             )
 

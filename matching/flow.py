@@ -136,8 +136,12 @@ def build_network_arrays(
     if priority is None or not coverage:
         priority = np.zeros(n_e, np.int64)
     priority = np.minimum(priority, PRIORITY_CAP)
-    # Any two solutions with the same number of pairs differ by less than `spread` in pair cost.
-    spread = int(np.abs(pair_cost).max(initial=0)) * max_pairs + 1
+    # Any two solutions differ by less than `spread` in pair (and bypass) cost: at most
+    # max_pairs arcs change, each within [lo, hi]. Costs can be negative (the quota's shifted
+    # points exceed 1000), so the span counts from the lowest cost, not from 0.
+    hi = max(int(pair_cost.max(initial=0)), 0 if coverage else SCORE_SCALE)
+    lo = min(int(pair_cost.min(initial=0)), 0)
+    spread = (hi - lo) * max_pairs + 1
     priority_unit = spread if priority.any() else 0
     mentee_cost = -priority_unit * priority[active_idx]
 

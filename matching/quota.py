@@ -1,124 +1,377 @@
-"""Minimum cross-functional share: a Lagrangian relaxation of the quota over the exact flow.
+"""Minimum cross-functional share: a Lagrangian relaxation over the exact flow, a certified
+bound and a primal repair.
 
-The quota ``sum over pairs of (cf - q) >= 0`` is moved into the objective with integer
-multipliers: a cross-functional pair gains ``b1 = beta`` points and a same-department pair loses
-``b0 = floor(beta * q / (1 - q))``. For every matching that meets the quota
-``n1 * b1 - n0 * b0 >= 0`` (because n1 / n0 >= q / (1 - q)), so the optimum of the shifted
-problem, solved exactly (certified flow on shifted scores), is an upper bound on the score of
-any matching meeting the quota. ``beta`` is found by bisection: the smallest beta whose flow
-meets the quota gives the primal solution; the smallest shifted optimum seen is the bound; the
-gap is reported in ``SolverInfo``. Coverage stays first: the relaxation works among
-maximum-coverage matchings (if none meets the quota, the best share found is returned with
-status ``feasible``).
+The quota ``n1 >= q (n1 + n0)`` (cross-functional pairs n1, same-department pairs n0, pins
+included) is moved into the objective: with points scaled by ``scale``, a cross-functional pair
+gains ``b1 = beta`` and a same-department pair loses ``b0 = floor(beta * q / (1 - q))``. Every
+matching that meets the quota has ``n1 * b1 - n0 * b0 >= 0``, so ``scale * score`` of such a
+matching is at most the optimum ``L(beta)`` of the shifted problem: each ``L(beta)`` is an upper
+bound. ``scale`` = 64 lets the multiplier move in 1/64 of a point per pair; the best multiplier
+is usually a fraction of a point (at 20k x 10k with a 90 % quota an integer beta of 1 already
+overshoots to 92.6 %).
+
+1. ``beta`` is bracketed (``lo`` misses the quota, ``hi`` meets it) by flows on the candidate
+   arcs of the certified unshifted solve, then narrowed by intersecting the two solutions'
+   lines ``scale * score + beta * (n1 - r n0)`` (Kelley's cutting plane in one dimension) until
+   the flow at the intersection finds nothing above the two lines: that beta minimises ``L``.
+2. Bound: those flows saw only the candidate arcs. The flow's potentials ``pi`` are a feasible
+   dual on them; for every pruned pair ``e -> m`` with a positive excess ``shifted points - 1000
+   - pi(e) + pi(m)`` (one dense pass, float32 upper bounds first, then exact points), raising
+   ``pi(e)`` by the largest excess of its row keeps the dual feasible on the full graph at a
+   cost of that excess on the mentee's unit source arc. So ``L_full(beta) <= L_cand(beta) +
+   sum of the row excesses``. The candidate arcs carry the full maximum flow and priority
+   optimum (proved by the unshifted certificate), so the bound holds among maximum-coverage
+   matchings, which is what the engine compares.
+3. Primal: the flows at ``lo`` and ``hi`` are both maximum-coverage (each optimal for its own
+   shifted costs, a cycle between them cannot change coverage or priority without making one
+   of them suboptimal). Their difference splits into alternating cycles (a conformal
+   decomposition, so any subset applied to ``hi`` is a feasible matching); starting from ``hi``,
+   the cycles that gain the most score per cross-functional pair given up are applied while the
+   share stays at or above the quota.
+
+``q >= 1`` needs no search: same-department pairs lose more than any score (one solve), and the
+flow's answer is exact unless the bound pass finds an excess.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 
-from .candidates import Candidates
-from .certify import certified_flow
-from .fastscore import FastScorer
+from .candidates import Candidates, level_blocks, present_mask
+from .certify import VALUE_SLACK
+from .fastscore import POINTS_MARGIN, FastScorer
+from .flow import PRIORITY_CAP, Certificate, FlowResult, Network, build_network, solve_network
 from .scoring import SCORE_SCALE
 
-
-class ShiftedScorer:
-    """A FastScorer whose points include the Lagrangian shift b1 (cf) / -b0 (same dept)."""
-
-    def __init__(self, base: FastScorer, gain: int, loss: int) -> None:
-        self.base, self.gain, self.loss = base, gain, loss
-        self.enc = base.enc
-        self.to_points = base.to_points  # points_upper_bound(raw) = floor(raw * to_points + 0.5 + margin)
-
-    def raw_block(self, rows, cols):
-        raw = self.base.raw_block(rows, cols)
-        cross = self.base.cross_functional(rows[:, None], cols[None, :])
-        shift = np.where(cross, self.gain, -self.loss) / self.base.to_points if self.base.to_points else 0.0
-        return (raw + shift).astype(np.float32)
-
-    def eligible(self, raw):
-        return raw > -1e5  # NEG stays far below any shift
-
-    def points_upper_bound(self, raw):
-        return self.base.points_upper_bound(raw)
-
-    def exact_points(self, e_idx, m_idx):
-        points = self.base.exact_points(e_idx, m_idx)
-        shift = np.where(self.base.cross_functional(e_idx, m_idx), self.gain, -self.loss)
-        return np.where(points >= 0, points + shift, -1)
+SCALE = 64  # multiplier resolution: 1/64 point per pair
+# Shifted flows see the arcs within this many points (plus the shift) of tight, see below.
+NEAR_POINTS = 20
+MAX_STEPS = 12  # Kelley steps after the bracket (it converges in a few)
+# Stop the multiplier search once the bound is this close to the best matching (relative).
+GAP_TOLERANCE = 1e-5
+log = logging.getLogger(__name__)
 
 
-def _shift(cands: Candidates, scorer: FastScorer, gain: int, loss: int) -> Candidates:
-    cross = scorer.cross_functional(cands.mentee, cands.mentor)
-    points = cands.points + np.where(cross, gain, -loss)
-    threshold = np.where(cands.threshold >= 0, cands.threshold + gain, -1)
-    return Candidates(cands.mentee, cands.mentor, points, threshold)
+@dataclass
+class _Relaxed:
+    """The shifted flow on the candidate arcs at one multiplier."""
+
+    beta: int
+    gain: int
+    loss: int
+    chosen: np.ndarray  # candidate arc indices of the matching
+    value: int  # shifted optimum on the candidate arcs (scaled points of the free pairs)
+    points: int  # unshifted points of the free pairs
+    cross: int  # cross-functional pairs, pins included
+    total: int  # pairs, pins included
+    arcs: Candidates | None  # the pairs the flow saw (None: the unshifted solve)
+    network: Network | None
+    result: FlowResult | None
 
 
-def enforce_quota(enc, scorer, cands, active, capacity, floors, pins, pairs, clock, t, deadline):
-    """(pairs, status, bound in points of the free pairs, t) meeting the quota when possible."""
+@dataclass
+class _Primal:
+    """The best matching found that meets the quota."""
+
+    chosen: np.ndarray | None
+    points: int
+
+
+def enforce_quota(enc, scorer: FastScorer, unshifted: tuple, active, capacity, floors, pins, clock, t, deadline):
+    """(pairs, status, bound in points of the free pairs, t) meeting the quota when possible.
+
+    ``unshifted`` = (candidates, network, flow) of the certified solve without the quota."""
     q = float(enc.problem.program.rules.min_cross_functional_share)
-    pin_cross = sum(
-        1 for m, e in pins if scorer.cross_functional(np.array([enc.mentees.ids.index(e)]), np.array([enc.mentors.ids.index(m)]))[0]
-    )
+    cands, network0, result0 = unshifted
+    chosen = np.flatnonzero(result0.flow[: network0.n_pairs] > 0)
+    cross_arc = scorer.cross_functional(cands.mentee, cands.mentor)
+    e_index = {pid: i for i, pid in enumerate(enc.mentees.ids)}
+    m_index = {pid: j for j, pid in enumerate(enc.mentors.ids)}
+    pin_cross = int(
+        scorer.cross_functional(
+            np.array([e_index[e] for _, e in pins], np.int64), np.array([m_index[m] for m, _ in pins], np.int64)
+        ).sum()
+    ) if pins else 0
     n_pins = len(pins)
 
-    def evaluate(chosen_pairs):
-        e = np.array([p[0] for p in chosen_pairs], np.int64)
-        m = np.array([p[1] for p in chosen_pairs], np.int64)
-        cross = int(scorer.cross_functional(e, m).sum()) + pin_cross
-        total = len(chosen_pairs) + n_pins
-        points = int(scorer.exact_points(e, m).sum()) if e.size else 0
-        return cross, total, points
+    def pairs_of(idx):
+        return list(zip(cands.mentee[idx].tolist(), cands.mentor[idx].tolist()))
 
     def meets(cross, total):
         return total == 0 or cross >= q * total - 1e-9
 
-    cross, total, base_points = evaluate(pairs)
-    if meets(cross, total) or q <= 0:
-        return pairs, "optimal", None, t
+    base_cross, base_total = int(cross_arc[chosen].sum()) + pin_cross, chosen.size + n_pins
+    if q <= 0 or meets(base_cross, base_total):
+        return pairs_of(chosen), "optimal", None, t
+    base_points = int(cands.points[chosen].sum())  # certified unshifted optimum: a bound too
+
     if q >= 1:
-        loss_of = lambda beta: 10 * SCORE_SCALE * max(1, len(pairs))  # noqa: E731  (same-dept pairs are forbidden)
+        scale = 1
+        forbid = 10 * SCORE_SCALE * max(1, chosen.size)  # more than any score difference
+        multipliers = lambda beta: (0, beta * forbid)
+        ratio = math.inf
     else:
-        loss_of = lambda beta: math.floor(beta * q / (1 - q))  # noqa: E731
+        scale = SCALE
+        ratio = q / (1 - q)
+        multipliers = lambda beta: (beta, math.floor(beta * ratio))
 
-    best_pairs, best_points, bound = None, -1, math.inf
-    best_share_pairs, best_share = pairs, cross / max(total, 1)
+    # The shifted flows run on the arcs near tight in the unshifted optimum: reduced cost at
+    # most NEAR_POINTS plus the largest change of shift between two pairs (gain + loss).
+    # The others still count: the excess pass treats them as pruned.
+    pairs0 = slice(0, network0.n_pairs)
+    potential0 = Certificate.of(network0, result0).potential
+    reduced0 = network0.cost[pairs0] + potential0[network0.tail[pairs0]] - potential0[network0.head[pairs0]]
 
-    def run(beta):
-        nonlocal cands, t, best_pairs, best_points, bound, best_share_pairs, best_share
-        gain, loss = beta, loss_of(beta)
-        shifted = ShiftedScorer(scorer, gain, loss)
-        shifted_cands, network, result, t = certified_flow(
-            enc, shifted, _shift(cands, scorer, gain, loss), active, capacity, floors, clock, t
-        )
-        chosen = np.flatnonzero(result.flow[: network.n_pairs] > 0)
-        found = list(zip(shifted_cands.mentee[chosen].tolist(), shifted_cands.mentor[chosen].tolist()))
-        c, n, p = evaluate(found)
-        shifted_total = int(shifted_cands.points[chosen].sum())
-        pin_shift = pin_cross * gain - (n_pins - pin_cross) * loss
-        bound = min(bound, shifted_total + pin_shift)
-        if meets(c, n) and p > best_points:
-            best_pairs, best_points = found, p
-        if c / max(n, 1) > best_share:
-            best_share_pairs, best_share = found, c / max(n, 1)
-        return meets(c, n)
+    def relax(beta: int) -> _Relaxed:
+        gain, loss = multipliers(beta)
+        near = np.flatnonzero(reduced0 * scale <= NEAR_POINTS * scale + gain + loss)
+        arcs = Candidates(cands.mentee[near], cands.mentor[near], cands.points[near], cands.threshold)
+        shifted = scale * arcs.points + np.where(cross_arc[near], gain, -loss)
+        network = build_network(enc, Candidates(arcs.mentee, arcs.mentor, shifted, cands.threshold), active, capacity, floors)
+        result = solve_network(network)
+        used = np.flatnonzero(result.flow[: network.n_pairs] > 0)
+        idx = near[used]
+        value, points, cross = int(shifted[used].sum()), int(cands.points[idx].sum()), int(cross_arc[idx].sum())
+        log.debug("quota: beta %d: value %d, points %d, cross %d of %d (%d arcs)", beta, value, points, cross, idx.size, near.size)
+        return _Relaxed(beta, gain, loss, idx, value, points, cross + pin_cross, idx.size + n_pins, arcs, network, result)
 
-    lo, hi = 0, 1
-    while not run(hi):
-        lo, hi = hi, hi * 4
-        if hi > 64 * SCORE_SCALE:
-            return best_share_pairs, "quota_unmet", None, t
-        if time.monotonic() > deadline:
-            return best_share_pairs, "feasible", None, t
-    while hi - lo > 1 and time.monotonic() < deadline:
-        mid = (lo + hi) // 2
-        if run(mid):
-            hi = mid
+    def line(x: _Relaxed, beta: int) -> int:
+        """x's shifted value at another multiplier (exact, integer)."""
+        gain, loss = multipliers(beta)
+        n1 = x.cross - pin_cross
+        return scale * x.points + gain * n1 - loss * (x.chosen.size - n1)
+
+    def slope(x: _Relaxed) -> float:
+        n1 = x.cross - pin_cross
+        return n1 - ratio * (x.chosen.size - n1)
+
+    def pin_shift(x: _Relaxed) -> int:
+        return pin_cross * x.gain - (n_pins - pin_cross) * x.loss
+
+    unshifted = _Relaxed(0, 0, 0, chosen, scale * base_points, base_points, base_cross, base_total, None, None, None)
+    runs: list[_Relaxed] = []  # shifted flows
+    lo, hi_beta = unshifted, (1 if q >= 1 else scale)  # lo misses the quota; first hi: one point
+    while True:
+        try:
+            hi = relax(hi_beta)
+        except ValueError:  # cost range too large for an exact flow
+            hi = None
+        t = clock.add("solve", t)
+        if hi is not None:
+            runs.append(hi)
+            if meets(hi.cross, hi.total):
+                break
+        status = None
+        if hi is None or q >= 1 or hi_beta * 4 > 64 * SCORE_SCALE * scale:
+            status = "quota_unmet"
+        elif time.monotonic() > deadline:
+            status = "feasible"
+        if status:
+            widest = max([unshifted, *runs], key=lambda x: x.cross / max(x.total, 1))
+            return pairs_of(widest.chosen), status, None, t
+        lo, hi_beta = hi, hi_beta * 4
+
+    best = _Primal(None, -1)
+
+    def improve(x: _Relaxed) -> None:
+        """Keep the best matching meeting the quota: x itself, or hi repaired toward lo."""
+        nonlocal best
+        if meets(x.cross, x.total) and x.points > best.points:
+            best = _Primal(x.chosen, x.points)
+        repaired = _repair(enc, cands, cross_arc, hi.chosen, lo.chosen, q, pin_cross, n_pins, floors)
+        if repaired is not None and int(cands.points[repaired].sum()) > best.points:
+            best = _Primal(repaired, int(cands.points[repaired].sum()))
+
+    def estimated_bound() -> int:
+        """The bound before the excess pass (which usually adds nothing)."""
+        return min(min((x.value + pin_shift(x)) // scale for x in runs), base_points)
+
+    improve(hi)
+    for _ in range(MAX_STEPS):
+        if hi.beta - lo.beta <= 1 or time.monotonic() > deadline:
+            break
+        if estimated_bound() - best.points <= GAP_TOLERANCE * estimated_bound():
+            break
+        # Where the two lines cross: L is at least their maximum, so its minimum is near.
+        crossing = scale * (lo.points - hi.points) / (slope(hi) - slope(lo))
+        beta = min(max(round(crossing), lo.beta + 1), hi.beta - 1)
+        x = relax(beta)
+        runs.append(x)
+        if x.value <= max(line(lo, beta), line(hi, beta)):
+            improve(x)
+            t = clock.add("solve", t)
+            break  # nothing above the two lines: beta is where L is least
+        if meets(x.cross, x.total):
+            hi = x
         else:
-            lo = mid
-    status = "optimal" if best_points >= bound else "feasible"
-    return best_pairs, status, max(bound, best_points), t
+            lo = x
+        improve(x)
+        t = clock.add("solve", t)
+    log.debug("quota: %d flows, bracket %d..%d (scale %d)", len(runs), lo.beta, hi.beta, scale)
+
+    # Bound at the multiplier with the least shifted optimum, lifted by the pruned excess.
+    best_run = min(runs, key=lambda x: x.value + pin_shift(x))
+    excess = _pruned_excess(enc, scorer, active, best_run, scale)
+    t = clock.add("pruning", t)
+    bound = min((best_run.value + pin_shift(best_run) + excess) // scale, base_points)
+    log.debug("quota: objective %d, bound %d (excess %d)", best.points, bound, excess)
+    status = "optimal" if best.points >= bound else "feasible"
+    return pairs_of(best.chosen), status, max(bound, best.points), t
+
+
+def _pruned_excess(enc, scorer: FastScorer, active, run: _Relaxed, scale: int) -> int:
+    """Sum over the mentees of the largest excess ``shifted points - 1000 - pi(e) + pi(m)`` of a
+    pair the flow did not see (module docstring, 2.): what lifts ``L_cand`` to a bound on
+    ``L_full``. One dense pass: float32 upper bounds with the larger shift (the gain) find the
+    pairs that could show an excess, and only those are scored exactly."""
+    cert = Certificate.of(run.network, run.result)
+    pi_e = cert.potential[run.network.mentee_node(np.arange(enc.n_mentees))]
+    pi_m = cert.potential[run.network.mentor_node(np.arange(enc.n_mentors))]
+    excess = np.zeros(enc.n_mentees, np.int64)
+    for rows, cols in level_blocks(enc, np.flatnonzero(active)):
+        raw = scorer.raw_block(rows, cols)
+        # scale * (raw * to_points + 0.5 + margin) + gain > 1000 + pi(e) - pi(m), divided by
+        # scale and taken relative to the block's largest mentor potential (small floats).
+        base = int(pi_m[cols].max())
+        value = raw.astype(np.float64)
+        value *= scorer.to_points
+        value += (pi_m[cols] - base) / scale
+        limit = (SCORE_SCALE + pi_e[rows] - base - run.gain) / scale - 0.5 - POINTS_MARGIN - VALUE_SLACK
+        hot = value > limit[:, None]
+        hot &= scorer.eligible(raw)
+        hot &= ~present_mask(run.arcs, rows, cols, enc.n_mentors)
+        r, c = np.nonzero(hot)
+        if r.size == 0:
+            continue
+        e, m = rows[r], cols[c]
+        points = scorer.exact_points(e, m)
+        shifted = scale * points + np.where(scorer.cross_functional(e, m), run.gain, -run.loss)
+        over = np.where(points >= 0, shifted - SCORE_SCALE - pi_e[e] + pi_m[m], 0)
+        np.maximum.at(excess, e, over)
+    return int(excess.sum())
+
+
+def _repair(enc, cands: Candidates, cross_arc, hi_idx, lo_idx, q, pin_cross, n_pins, floors) -> np.ndarray | None:
+    """``hi``'s matching plus the cycles toward ``lo``'s that gain the most score per
+    cross-functional pair given up, while the quota holds (module docstring, 3.). None when
+    no cycle applies or the result would change coverage, priority or department floors."""
+    take = np.setdiff1d(lo_idx, hi_idx)
+    leave = np.setdiff1d(hi_idx, lo_idx)
+    if take.size == 0:
+        return None
+    mentee, mentor = cands.mentee, cands.mentor
+    dept = enc.mentees.department
+    out: dict = defaultdict(list)  # node -> [(next node, arc index or -1, sign)]
+
+    def hub(e):
+        return ("d", int(dept[e])) if floors is not None else "S"
+
+    for a in take.tolist():
+        out[("e", int(mentee[a]))].append((("m", int(mentor[a])), a, 1))
+    for a in leave.tolist():
+        out[("m", int(mentor[a]))].append((("e", int(mentee[a])), a, -1))
+    in_hi, in_lo = set(mentee[hi_idx].tolist()), set(mentee[lo_idx].tolist())
+    moved = defaultdict(int)  # per hub: mentees it gains toward lo
+    for e in in_lo - in_hi:
+        out[hub(e)].append((("e", e), -1, 0))
+        moved[hub(e)] += 1
+    for e in in_hi - in_lo:
+        out[("e", e)].append((hub(e), -1, 0))
+        moved[hub(e)] -= 1
+    if floors is not None:
+        for d, delta in moved.items():
+            for _ in range(abs(delta)):
+                out["S" if delta > 0 else d].append((d if delta > 0 else "S", -1, 0))
+    load = defaultdict(int)
+    for a in take.tolist():
+        load[int(mentor[a])] += 1
+    for a in leave.tolist():
+        load[int(mentor[a])] -= 1
+    for m, delta in load.items():
+        for _ in range(abs(delta)):
+            out[("m", m) if delta > 0 else "T"].append(("T" if delta > 0 else ("m", m), -1, 0))
+    bypass = hi_idx.size - lo_idx.size  # score_first: mentees left unmatched go source -> sink
+    for _ in range(abs(bypass)):
+        out["S" if bypass > 0 else "T"].append(("T" if bypass > 0 else "S", -1, 0))
+    degree = defaultdict(int)
+    for u, arcs in out.items():
+        degree[u] += len(arcs)
+        for v, _, _ in arcs:
+            degree[v] -= 1
+    if any(degree.values()):
+        raise AssertionError("the difference of two flows is a circulation")
+
+    cycles = []
+    for a_cycle in _cycles(out):
+        arcs = np.array([a for a, sign in a_cycle if sign], np.int64)
+        signs = np.array([sign for a, sign in a_cycle if sign], np.int64)
+        if arcs.size:
+            # score, and the quota's slack n1 - q n (pairs can come and go in score_first)
+            d_slack = int((signs * cross_arc[arcs]).sum()) - q * int(signs.sum())
+            cycles.append((int((signs * cands.points[arcs]).sum()), d_slack, arcs, signs))
+    slack = int(cross_arc[hi_idx].sum()) + pin_cross - q * (hi_idx.size + n_pins)
+    gains = [c for c in cycles if c[0] > 0]
+    gains.sort(key=lambda c: -math.inf if c[1] >= 0 else c[0] / c[1])  # most score per slack used first
+    chosen = set(hi_idx.tolist())
+    applied = 0
+    for d_points, d_slack, arcs, signs in gains:
+        if slack + d_slack < -1e-9:
+            continue
+        slack += d_slack
+        applied += 1
+        chosen.difference_update(arcs[signs < 0].tolist())
+        chosen.update(arcs[signs > 0].tolist())
+    if not applied:
+        return None
+    result = np.array(sorted(chosen), np.int64)
+    if _coverage_terms(enc, cands, result, floors) != _coverage_terms(enc, cands, hi_idx, floors):
+        return None
+    return result
+
+
+def _coverage_terms(enc, cands: Candidates, idx, floors) -> tuple[int, ...]:
+    """What the flow ranks before score: department floor credit, then (coverage_first) pairs
+    and capped priority."""
+    matched = cands.mentee[idx]
+    credit = 0
+    if floors is not None:
+        counts = defaultdict(int)
+        for d in enc.mentees.department[matched].tolist():
+            counts[d] += 1
+        credit = sum(min(counts[d], floor) for d, floor in floors.items())
+    if enc.problem.program.objective != "coverage_first":
+        return (credit,)
+    return credit, idx.size, int(np.minimum(enc.mentee_priority[matched], PRIORITY_CAP).sum())
+
+
+def _cycles(out: dict) -> list[list[tuple[int, int]]]:
+    """Split a balanced multigraph (node -> [(next, arc, sign)]) into simple cycles, each a list
+    of (arc, sign). Walks until the path meets itself, cuts the cycle off and walks on."""
+    cycles = []
+    for start in list(out):
+        while out[start]:
+            nodes, arcs, where = [start], [], {start: 0}
+            u = start
+            while True:
+                v, arc, sign = out[u].pop()
+                arcs.append((arc, sign))
+                if v in where:
+                    k = where[v]
+                    cycles.append(arcs[k:])
+                    for node in nodes[k + 1 :]:
+                        del where[node]
+                    del nodes[k + 1 :]
+                    del arcs[k:]
+                    if not arcs:
+                        break
+                else:
+                    where[v] = len(nodes)
+                    nodes.append(v)
+                u = v
+    return cycles

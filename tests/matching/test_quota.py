@@ -1,0 +1,150 @@
+"""The cross-functional quota: the solution against an exact MILP optimum (scipy's HiGHS), the
+proven bound, the gap, and the cycle decomposition behind the primal repair."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from matching import Problem, Program, Rules, Weights, check, quota, solve
+from matching.encode import encode
+from matching.rules import BlockEvaluator
+from matching.synthetic import synthetic_organisation
+
+from .factory import ROUND
+
+# The issue's target is a proven gap of at most 0.01 % at 20k x 10k (bench/engine.py). On these
+# ~150-pair instances one pair is ~0.6 % of the score and the Lagrangian (LP) bound itself sits
+# up to ~0.03 % above the integer optimum, so the test allows 0.05 % against the bound and
+# 0.02 % against the exact optimum.
+GAP_LIMIT = 5e-4
+OPTIMUM_LIMIT = 2e-4
+
+
+def quota_problem(n_mentees, n_mentors, seed, above, objective="coverage_first") -> Problem:
+    """A synthetic organisation without the cross-functional score component (its optimum is
+    85-92 % cross-functional) and a quota ``above`` the unconstrained optimum's share."""
+    people, enrollments = synthetic_organisation(n_mentees, n_mentors, seed=seed)
+    program = Program(objective=objective, weights=Weights(cross_functional=0.0))
+    prob = Problem(program=program, people=people, enrollments=enrollments, round_date=ROUND)
+    share = solve(prob).stats["cross_functional_share"]
+    q = round(min(share + above, 0.99), 3)
+    return replace(prob, program=replace(program, rules=Rules(min_cross_functional_share=q)))
+
+
+def milp_optimum(prob: Problem) -> tuple[int, int, int] | None:
+    """(matched, points, unconstrained points) of the exact optimum meeting the quota among the
+    maximum-coverage matchings (coverage_first), or None when the quota forces fewer matches."""
+    enc = encode(prob)
+    points, _ = BlockEvaluator(enc).evaluate(np.arange(enc.n_mentees), np.arange(enc.n_mentors))
+    e, m = np.nonzero(points >= 0)
+    pts = points[e, m].astype(float)
+    dept_e, dept_m = enc.mentees.department[e], enc.mentors.department[m]
+    cross = ((dept_e != dept_m) & (dept_e >= 0) & (dept_m >= 0)).astype(float)
+    n = e.size
+    rows = [sp.csr_matrix((np.ones(n), (e, np.arange(n))), shape=(enc.n_mentees, n)),
+            sp.csr_matrix((np.ones(n), (m, np.arange(n))), shape=(enc.n_mentors, n))]
+    limits = [np.ones(enc.n_mentees), enc.mentors.capacity.astype(float)]
+    constraints = [LinearConstraint(sp.vstack(rows), -np.inf, np.concatenate(limits))]
+    coverage_first = prob.program.objective == "coverage_first"
+
+    def solve_milp(extra, objective):
+        res = milp(c=-objective, constraints=constraints + extra, integrality=np.ones(n), bounds=Bounds(0, 1))
+        return None if res.status != 0 else np.round(res.x)
+
+    if coverage_first:
+        most = solve_milp([], np.ones(n))
+        matched = int(most.sum())
+        constraints.append(LinearConstraint(np.ones((1, n)), matched, matched))
+    free = solve_milp([], pts)
+    q = prob.program.rules.min_cross_functional_share
+    x = solve_milp([LinearConstraint((cross - q)[None, :], -1e-9, np.inf)], pts)
+    if x is None:
+        return None
+    return int(x.sum()), int(round(pts @ x)), int(round(pts @ free))
+
+
+def assert_quota_solution(prob: Problem, sol, expected) -> None:
+    assert check(prob, sol) == []
+    matched, optimum, _ = expected
+    q = prob.program.rules.min_cross_functional_share
+    cross = sum(1 for m in sol.matches if m.components["cross_functional"] == 1.0)
+    assert cross >= q * len(sol.matches) - 1e-9
+    if prob.program.objective == "coverage_first":
+        assert len(sol.matches) == matched  # coverage stays first
+    ours = sum(round(m.score * 1000) for m in sol.matches)
+    assert ours <= optimum <= round(sol.solver.bound * 1000)
+    assert optimum - ours <= OPTIMUM_LIMIT * optimum
+    assert sol.solver.gap <= GAP_LIMIT
+    assert sol.solver.objective == pytest.approx(ours / 1000)
+    if sol.solver.status == "optimal":
+        assert ours == optimum
+
+
+# (seed, how far above the unconstrained share): cases where the quota costs score
+@pytest.mark.parametrize("seed, above", [(0, 0.05), (0, 0.08), (1, 0.08), (2, 0.08), (3, 0.02), (3, 0.05)])
+def test_binding_quota_against_the_exact_milp(seed, above):
+    prob = quota_problem(160, 90, seed, above)
+    expected = milp_optimum(prob)
+    assert expected is not None
+    assert expected[1] < expected[2], "the quota should bind on this instance"
+    assert_quota_solution(prob, solve(prob), expected)
+
+
+@pytest.mark.parametrize("seed, above", [(0, 0.05), (2, 0.08), (3, 0.05)])
+def test_binding_quota_score_first(seed, above):
+    prob = quota_problem(160, 90, seed, above, objective="score_first")
+    expected = milp_optimum(prob)
+    assert expected is not None and expected[1] < expected[2]
+    assert_quota_solution(prob, solve(prob), expected)
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_bound_stays_valid_when_the_flows_see_few_arcs(monkeypatch, seed):
+    """With only the tight arcs in the shifted flows (and a top-2 pruning) their optimum is below
+    the true optimum on these instances; the excess pass must lift the bound above it."""
+    monkeypatch.setattr(quota, "NEAR_POINTS", 0)
+    prob = quota_problem(160, 90, seed, 0.06)
+    expected = milp_optimum(prob)
+    sol = solve(prob, top_k=2)
+    assert check(prob, sol) == []
+    assert round(sol.solver.bound * 1000) >= expected[1]
+    assert sum(round(m.score * 1000) for m in sol.matches) <= expected[1]
+
+
+def test_quota_that_cannot_bind_keeps_the_unconstrained_optimum():
+    prob = quota_problem(120, 60, 0, -0.3)
+    sol = solve(prob)
+    free = solve(replace(prob, program=replace(prob.program, rules=Rules())))
+    assert sol.matches == free.matches
+    assert sol.solver.status == "optimal" and sol.solver.gap == 0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n_cycles=st.integers(1, 12), seed=st.integers(0, 10_000))
+def test_cycles_split_a_balanced_multigraph_exactly(n_cycles, seed):
+    rng = random.Random(seed)
+    arcs = {}  # arc id -> (tail, head)
+    for _ in range(n_cycles):
+        nodes = rng.sample(range(8), rng.randint(2, 6))
+        for u, v in zip(nodes, nodes[1:] + nodes[:1]):
+            arcs[len(arcs)] = (u, v)
+    out = {}
+    ids = list(arcs)
+    rng.shuffle(ids)
+    for a in ids:
+        out.setdefault(arcs[a][0], []).append((arcs[a][1], a, 1))
+    cycles = quota._cycles(out)
+    used = [a for cycle in cycles for a, _ in cycle]
+    assert sorted(used) == sorted(arcs)  # every arc exactly once
+    for cycle in cycles:
+        path = [arcs[a] for a, _ in cycle]
+        assert all(path[i][1] == path[(i + 1) % len(path)][0] for i in range(len(path)))  # closed walk
+        assert len({u for u, _ in path}) == len(path)  # simple
