@@ -33,7 +33,16 @@ import numpy as np
 from .candidates import Candidates, level_blocks, mentor_columns, merge, present_mask
 from .encode import Encoded, unique_keys
 from .fastscore import POINTS_MARGIN, FastScorer
-from .flow import Certificate, FlowResult, build_network, solve_network
+from .flow import (
+    SINK,
+    Certificate,
+    FlowResult,
+    build_network,
+    reachable_from_source,
+    residual_arcs,
+    solve_network,
+)
+from .repair import repair_flow
 from .rules import level_bounds
 from .scoring import SCORE_SCALE
 
@@ -45,6 +54,9 @@ VALUE_SLACK = 1e-6
 # violated ones): with the sink-anchored potentials (``flow.sink_potentials``) violated arcs
 # are few, and the near ones keep the next round's potentials from failing the row bounds.
 NEAR_MARGIN = 3
+# Rounds that add at most this many violated arcs (and none across the min cut) repair the
+# previous optimum instead of solving afresh.
+REPAIR_LIMIT = 1000
 PARTIAL_CHUNK = 256
 ADD_PER_ROW = 128
 # Arcs with a reduced cost at least this large and no flow leave the flow network once their
@@ -131,10 +143,8 @@ def _finish(enc, every, cands, network, result, active, capacity, floors, t):
     if every.mentee.size == cands.mentee.size:
         return cands, network, result, t
     full = build_network(enc, every, active, capacity, floors)
-    keys_all = every.mentee * enc.n_mentors + every.mentor
-    pos = np.searchsorted(keys_all, cands.mentee * enc.n_mentors + cands.mentor)
     flow = np.zeros(full.tail.size, np.int64)
-    flow[pos] = result.flow[: network.n_pairs]
+    flow[_positions(enc, every, cands.mentee, cands.mentor)] = result.flow[: network.n_pairs]
     flow[full.n_pairs :] = result.flow[network.n_pairs :]
     return every, full, FlowResult(flow=flow, cost=result.cost, maximum_flow=result.maximum_flow), t
 
@@ -144,9 +154,13 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
     ref = np.full(enc.n_mentees, -1, np.int64)
     history: list[np.ndarray] = []  # mentor potentials of each re-check round
     every = cands  # every arc ever kept (returned), a superset of the flow network's arcs
+    repaired = None  # (network, flow) of this round when the last one's flow could be repaired
     for round_no in range(MAX_ROUNDS):
-        network = build_network(enc, cands, active, capacity, floors)
-        result = solve_network(network)
+        if repaired is None:
+            network = build_network(enc, cands, active, capacity, floors)
+            result = solve_network(network)
+        else:
+            network, result = repaired
         t = clock.add("solve", t)
         # Rows re-checked before are described by their bound, the others by their threshold.
         has_pruned = active & np.where(ref >= 0, np.isfinite(bound), cands.threshold >= 0)
@@ -264,6 +278,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             # (reduced cost >= 0, not crossing the cut): the potentials and the cut certify the
             # flow as it is, no need to add them and solve again.
             return _finish(enc, every, cands, network, result, active, capacity, floors, t)
+        previous, previous_network = cands, network
         # Arcs of rows just given a bound, far from tight and without flow, leave the flow
         # network (they enter the row bound, so later screens treat them as pruned).
         fresh_ref = ref[cands.mentee] == len(history) - 1
@@ -280,4 +295,31 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         log.debug("certify round %d: %d arcs leave the flow network", round_no, int(drop.sum()))
         cands = merge(enc, cands, e_new[keep], m_new[keep], points[keep])
         every = merge(enc, every, e_new[keep], m_new[keep], points[keep])
+        repaired = None
+        if int(violated.sum()) <= REPAIR_LIMIT:
+            # A few violated arcs: repair the optimum instead of a fresh solve
+            # (matching/repair.py); dropped arcs carried no flow.
+            network = build_network(enc, cands, active, capacity, floors)
+            flow = np.zeros(network.tail.size, np.int64)
+            used = np.flatnonzero(result.flow[: previous_network.n_pairs] > 0)
+            flow[_positions(enc, cands, previous.mentee[used], previous.mentor[used])] = result.flow[used]
+            flow[network.n_pairs :] = result.flow[previous_network.n_pairs :]
+            flow = repair_flow(network, flow, cert.potential)
+            if flow is not None and enc.problem.program.objective == "coverage_first":
+                # The repair keeps the flow's value; an arc across the old min cut may allow a
+                # larger one, and then only a fresh solve will do.
+                tail_r, head_r, _ = residual_arcs(network, flow)
+                if reachable_from_source(network.n_nodes, tail_r, head_r)[SINK]:
+                    flow = None
+            log.debug("certify round %d: %d violated arcs %s", round_no, int(violated.sum()), "repaired" if flow is not None else "need a fresh solve")
+            if flow is not None:
+                cost = int((flow * network.cost).sum())
+                repaired = network, FlowResult(flow=flow, cost=cost, maximum_flow=result.maximum_flow)
+        t = clock.add("solve", t)
     raise RuntimeError("pruning certificate did not converge")
+
+
+def _positions(enc: Encoded, cands: Candidates, mentee: np.ndarray, mentor: np.ndarray) -> np.ndarray:
+    """Index in ``cands`` of each pair (mentee, mentor), all of them arcs of ``cands``."""
+    keys = cands.mentee * enc.n_mentors + cands.mentor
+    return np.searchsorted(keys, mentee * enc.n_mentors + mentor)
