@@ -27,6 +27,7 @@ they do not change the optimum).
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 
@@ -158,7 +159,9 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
     for round_no in range(MAX_ROUNDS):
         if repaired is None:
             network = build_network(enc, cands, active, capacity, floors)
+            started = time.perf_counter()
             result = solve_network(network)
+            solve_seconds = time.perf_counter() - started
         else:
             network, result = repaired
         t = clock.add("solve", t)
@@ -304,7 +307,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             used = np.flatnonzero(result.flow[: previous_network.n_pairs] > 0)
             flow[_positions(enc, cands, previous.mentee[used], previous.mentor[used])] = result.flow[used]
             flow[network.n_pairs :] = result.flow[previous_network.n_pairs :]
-            flow = repair_flow(network, flow, cert.potential)
+            flow = repair_flow(network, flow, cert.potential, seconds=solve_seconds)
             if flow is not None and enc.problem.program.objective == "coverage_first":
                 # The repair keeps the flow's value; an arc across the old min cut may allow a
                 # larger one, and then only a fresh solve will do.

@@ -1,4 +1,4 @@
-"""Incremental repair of an optimal flow after arcs are added: successive shortest paths.
+"""Incremental repair of an optimal flow after arcs are added: a primal-dual repair.
 
 The certificate's later rounds add a handful of violated arcs (at 50k x 25k: 19, then 1) to a
 network whose flow is optimal, and a fresh OR-Tools solve costs as much as the first one (5 s
@@ -9,25 +9,27 @@ there). Instead, with the potentials ``pi`` that proved the old flow optimal:
    saturated arcs' tails send one unit too many (deficit) and their heads receive one too many
    (excess);
 2. each phase runs one multi-source Dijkstra (scipy, on reduced costs) from the excess nodes,
-   up to ``REACH`` cost units, and sends one unit along the shortest path to each reached
-   deficit node, nearest first, while the paths' residual capacities last; then
-   ``pi += min(dist, farthest target's dist)``, which keeps every reduced cost non-negative and
-   the augmented paths at zero (the classical primal-dual step);
+   up to ``REACH`` cost units, raises ``pi`` by ``min(dist, D)`` (``D`` = the farthest reached
+   deficit's distance: reduced costs stay non-negative and every shortest path to a reached
+   deficit is made of zero-cost arcs), then sends as much as those zero-cost arcs carry from
+   the excesses to the deficits (scipy's maximum flow on them);
 3. when no excess is left the flow is optimal: it is feasible, and ``pi`` is a feasible
    potential for its residual graph.
 
 The repair gives up (returns None, the caller solves afresh) when a deficit lies beyond
-``REACH`` or after ``MAX_PHASES`` phases. The flow value is unchanged, so the caller repairs only
-when no added arc crosses the minimum cut (a larger flow could exist).
+``REACH``, after ``MAX_PHASES`` phases, past its time budget, or on parallel arcs (department
+floors). The flow value is unchanged: the caller checks that no larger flow appeared.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import dijkstra
+from scipy.sparse.csgraph import dijkstra, maximum_flow
 
 from .flow import Network
 
@@ -38,10 +40,11 @@ MAX_PHASES = 40
 _CLOSED = 1e18  # weight of a residual arc without capacity (beyond any REACH)
 
 
-def repair_flow(network: Network, flow: np.ndarray, potential: np.ndarray) -> np.ndarray | None:
+def repair_flow(network: Network, flow: np.ndarray, potential: np.ndarray, seconds: float = math.inf) -> np.ndarray | None:
     """An optimal flow of ``network`` from ``flow`` (optimal before some arcs were added, which
     carry 0) and a potential ``potential`` feasible for the old residual graph; None if the
-    repair gives up."""
+    repair gives up, or would run past ``seconds`` (what a fresh solve is expected to take)."""
+    deadline = time.perf_counter() + seconds
     n, m = network.n_nodes, network.tail.size
     flow = flow.copy()
     pi = potential.astype(np.float64)
@@ -59,6 +62,9 @@ def repair_flow(network: Network, flow: np.ndarray, potential: np.ndarray) -> np
     if not imbalance.any():
         return flow
 
+    sorted_keys = np.sort(network.tail * n + network.head)
+    if (sorted_keys[1:] == sorted_keys[:-1]).any():
+        return None  # parallel arcs (department floors): the max flow below cannot tell them apart
     # Residual arcs: r < m forward along arc r, r >= m backward along arc r - m; CSR by tail
     # (a stable radix sort on the node numbers).
     r_tail = np.concatenate([network.tail, network.head])
@@ -79,59 +85,39 @@ def repair_flow(network: Network, flow: np.ndarray, potential: np.ndarray) -> np
         w[~open_] = _CLOSED
         return w
 
+    super_source, super_sink = n, n + 1
     for phase in range(MAX_PHASES):
+        if time.perf_counter() > deadline:
+            log.debug("repair: out of time after %d phases", phase)
+            return None
         excess_nodes = np.flatnonzero(imbalance < 0)
         if excess_nodes.size == 0:
             log.debug("repair: %d phases", phase)
             return flow
+        graph = sp.csr_matrix((weights(), indices, indptr), shape=(n, n))
+        dist = dijkstra(graph, directed=True, indices=excess_nodes, min_only=True, limit=REACH)
+        reached = dist[(imbalance > 0) & np.isfinite(dist)]
+        if reached.size == 0:
+            return None
+        # Raise pi by the distances, capped at the farthest reached deficit's: reduced costs
+        # stay >= 0 and every shortest path to a reached deficit is made of zero-cost arcs.
+        pi += np.minimum(dist, reached.max())
         w = weights()
-        graph = sp.csr_matrix((w, indices, indptr), shape=(n, n))
-        dist, pred, origin = dijkstra(
-            graph, directed=True, indices=excess_nodes, min_only=True, return_predecessors=True, limit=REACH
-        )
-        targets = np.flatnonzero((imbalance > 0) & np.isfinite(dist))
-        if targets.size == 0:
+        admissible = w == 0
+        # Push as much as those zero-cost arcs carry from the excesses to the deficits.
+        a_tail, a_head = r_tail[admissible], indices[admissible]
+        room = np.where(forward[admissible], r_room[admissible] - flow[arc_of[admissible]], flow[arc_of[admissible]])
+        deficit_nodes = np.flatnonzero(imbalance > 0)
+        rows = np.concatenate([a_tail, np.full(excess_nodes.size, super_source), deficit_nodes])
+        cols = np.concatenate([a_head, excess_nodes, np.full(deficit_nodes.size, super_sink)])
+        caps = np.concatenate([room, -imbalance[excess_nodes], imbalance[deficit_nodes]]).astype(np.int32)
+        pushed = maximum_flow(sp.csr_matrix((caps, (rows, cols)), shape=(n + 2, n + 2)), super_source, super_sink)
+        if pushed.flow_value == 0:
             return None
-        targets = targets[np.argsort(dist[targets], kind="stable")]
-        farthest = None
-        for t in targets.tolist():
-            s = int(origin[t])
-            if imbalance[s] >= 0 or imbalance[t] <= 0:
-                continue
-            path = _path_arcs(t, pred, indptr, indices, order, m, flow, network, w)
-            if path is None:
-                continue
-            for r in path:
-                if r < m:
-                    flow[r] += 1
-                else:
-                    flow[r - m] -= 1
-            imbalance[s] += 1
-            imbalance[t] -= 1
-            farthest = dist[t]
-        if farthest is None:
-            return None
-        pi += np.minimum(dist, farthest)  # unreached nodes (inf) move by the farthest distance
+        touched = np.zeros(m, bool)  # an arc can be admissible both ways; np.unique hashes (slow)
+        touched[arc_of[admissible]] = True
+        arcs = np.flatnonzero(touched)
+        change = np.asarray(pushed.flow[network.tail[arcs], network.head[arcs]]).ravel()
+        flow[arcs] += change.astype(np.int64)
+        imbalance = net_outflow() - value
     return None
-
-
-def _path_arcs(t, pred, indptr, indices, order, m, flow, network, w) -> list[int] | None:
-    """Residual arcs (forward r < m, backward m + arc) of the tree path ending at t, or None
-    when one of them has no capacity left (used by an earlier path of this phase). Between
-    parallel arcs (a department's floor and rest) the cheaper open one is the tree's."""
-    arcs = []
-    v = t
-    while pred[v] >= 0:
-        u = int(pred[v])
-        lo, hi = indptr[u], indptr[u + 1]
-        chosen, best = None, np.inf
-        for k in (lo + np.flatnonzero(indices[lo:hi] == v)).tolist():
-            r = int(order[k])
-            is_open = flow[r] < network.capacity[r] if r < m else flow[r - m] > 0
-            if is_open and w[k] < best:
-                chosen, best = r, w[k]
-        if chosen is None:
-            return None
-        arcs.append(chosen)
-        v = u
-    return arcs
