@@ -148,3 +148,41 @@ def test_cycles_split_a_balanced_multigraph_exactly(n_cycles, seed):
         path = [arcs[a] for a, _ in cycle]
         assert all(path[i][1] == path[(i + 1) % len(path)][0] for i in range(len(path)))  # closed walk
         assert len({u for u, _ in path}) == len(path)  # simple
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_quota_with_pins_floors_and_priority_keeps_what_ranks_before_score(seed):
+    """Pins count toward the share; department floors and mentees left unmatched before still
+    come first: the quota only trades score, never coverage, priority or a floor."""
+    prob = quota_problem(160, 90, seed, 0.05)
+    free = solve(replace(prob, program=replace(prob.program, rules=replace(prob.program.rules, min_cross_functional_share=None))))
+    pinned = free.matches[0]
+    rules = replace(prob.program.rules, min_department_match_rate=0.9)
+    prob = replace(
+        prob,
+        program=replace(prob.program, rules=rules),
+        pins=((pinned.mentor_id, pinned.mentee_id),),
+        previously_unmatched={m.mentee_id: 2 for m in free.matches[1:30:3]},
+    )
+    unconstrained = solve(replace(prob, program=replace(prob.program, rules=replace(rules, min_cross_functional_share=None))))
+    sol = solve(prob)
+    assert check(prob, sol) == []
+    q = rules.min_cross_functional_share
+    cross = sum(1 for m in sol.matches if m.components["cross_functional"] == 1.0)
+    assert cross >= q * len(sol.matches) - 1e-9
+    assert any(m.pinned and (m.mentor_id, m.mentee_id) == (pinned.mentor_id, pinned.mentee_id) for m in sol.matches)
+
+    def ranked_first(solution):
+        matched = {m.mentee_id for m in solution.matches}
+        by_dept = {}
+        for pid in {e.person_id for e in prob.enrollments if e.role == "mentee"}:
+            dept = prob.people[pid].department
+            by_dept.setdefault(dept, []).append(pid in matched)
+        floors = sum(min(sum(flags), -(-9 * len(flags) // 10)) for flags in by_dept.values())
+        priority = sum(min(prob.previously_unmatched.get(pid, 0), 3) for pid in matched)
+        return floors, len(matched), priority
+
+    assert ranked_first(sol) == ranked_first(unconstrained)
+    ours = round(sol.solver.objective * 1000)
+    assert ours <= round(sol.solver.bound * 1000) <= round(unconstrained.solver.objective * 1000)
+    assert sol.solver.gap <= GAP_LIMIT
