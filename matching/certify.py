@@ -283,21 +283,11 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             # (reduced cost >= 0, not crossing the cut): the potentials and the cut certify the
             # flow as it is, no need to add them and solve again.
             return _finish(enc, every, cands, network, result, active, capacity, floors, t)
-        previous, previous_network = cands, network
-        # Arcs of rows just given a bound, far from tight and without flow, leave the flow
-        # network (they enter the row bound, so later screens treat them as pruned).
-        fresh_ref = ref[cands.mentee] == len(history) - 1
-        tail_c, head_c = e_nodes[cands.mentee], m_nodes[cands.mentor]
-        reduced = SCORE_SCALE - cands.points + cert.potential[tail_c] - cert.potential[head_c]
-        drop = (
-            fresh_ref & (reduced >= DROP_MARGIN) & (result.flow[: network.n_pairs] == 0)
-            & ~(cert.reachable[tail_c] & ~cert.reachable[head_c])
-        ) if rebased else np.zeros(cands.mentee.size, bool)
-        if drop.any():
-            d = np.flatnonzero(drop)
-            np.maximum.at(bound, cands.mentee[d], cands.points[d] + history[-1][cands.mentor[d]])
-            cands = Candidates(cands.mentee[~drop], cands.mentor[~drop], cands.points[~drop], cands.threshold)
-        log.debug("certify round %d: %d arcs leave the flow network", round_no, int(drop.sum()))
+        # What the repair needs of this round's flow (the old network itself is let go).
+        used = np.flatnonzero(result.flow[: network.n_pairs] > 0)
+        carried = cands.mentee[used], cands.mentor[used], result.flow[used], result.flow[network.n_pairs :]
+        if rebased:
+            cands = _drop_far_arcs(enc, cands, network, result, cert, ref, bound, history, e_nodes, m_nodes, round_no)
         cands = merge(enc, cands, e_new[keep], m_new[keep], points[keep])
         every = merge(enc, every, e_new[keep], m_new[keep], points[keep])
         repaired = None
@@ -306,9 +296,8 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             # (matching/repair.py); dropped arcs carried no flow.
             network = build_network(enc, cands, active, capacity, floors)
             flow = np.zeros(network.tail.size, np.int64)
-            used = np.flatnonzero(result.flow[: previous_network.n_pairs] > 0)
-            flow[_positions(enc, cands, previous.mentee[used], previous.mentor[used])] = result.flow[used]
-            flow[network.n_pairs :] = result.flow[previous_network.n_pairs :]
+            flow[_positions(enc, cands, carried[0], carried[1])] = carried[2]
+            flow[network.n_pairs :] = carried[3]
             flow = repair_flow(network, flow, cert.potential, seconds=solve_seconds)
             if flow is not None and enc.problem.program.objective == "coverage_first":
                 # The repair keeps the flow's value; an arc across the old min cut may allow a
@@ -322,6 +311,25 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
                 repaired = network, FlowResult(flow=flow, cost=cost, maximum_flow=result.maximum_flow)
         t = clock.add("solve", t)
     raise RuntimeError("pruning certificate did not converge")
+
+
+def _drop_far_arcs(enc, cands, network, result, cert, ref, bound, history, e_nodes, m_nodes, round_no) -> Candidates:
+    """Arcs of rows just given a bound, far from tight and without flow, leave the flow network
+    (they enter the row bound, so later screens treat them as pruned). A function of its own so
+    that its arc-sized temporaries are freed before the next solve (100k: ~150 MB)."""
+    fresh_ref = ref[cands.mentee] == len(history) - 1
+    tail_c, head_c = e_nodes[cands.mentee], m_nodes[cands.mentor]
+    reduced = SCORE_SCALE - cands.points + cert.potential[tail_c] - cert.potential[head_c]
+    drop = (
+        fresh_ref & (reduced >= DROP_MARGIN) & (result.flow[: network.n_pairs] == 0)
+        & ~(cert.reachable[tail_c] & ~cert.reachable[head_c])
+    )
+    log.debug("certify round %d: %d arcs leave the flow network", round_no, int(drop.sum()))
+    if not drop.any():
+        return cands
+    d = np.flatnonzero(drop)
+    np.maximum.at(bound, cands.mentee[d], cands.points[d] + history[-1][cands.mentor[d]])
+    return Candidates(cands.mentee[~drop], cands.mentor[~drop], cands.points[~drop], cands.threshold)
 
 
 def _positions(enc: Encoded, cands: Candidates, mentee: np.ndarray, mentor: np.ndarray) -> np.ndarray:
