@@ -32,10 +32,11 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import bindparam, event, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from app.db import on_commit
 from app.deps import SessionDep
 from app.errors import Forbidden, Unauthorized
 from app.models import ApiKey
@@ -106,7 +107,6 @@ async def revoke_key(session: AsyncSession, key_id: str) -> bool:
 
 # -- the principal cache ------------------------------------------------------------------------
 
-_KEYS_REVOKED = "kizuna_keys_revoked"
 # Every cache of this process (one per app; tests run several apps in one process).
 _caches: weakref.WeakSet[PrincipalCache] = weakref.WeakSet()
 
@@ -114,17 +114,14 @@ _caches: weakref.WeakSet[PrincipalCache] = weakref.WeakSet()
 def keys_revoked(session: AsyncSession | Session) -> None:
     """Note that this unit of work revokes keys: when it commits, every principal cache of this
     process is emptied. Call it wherever ``revoked_at`` is set."""
-    session.info[_KEYS_REVOKED] = True
+    on_commit(session, "kizuna_keys_revoked", _clear_caches)
 
 
-@event.listens_for(Session, "after_commit")
-def _after_commit(session: Session) -> None:
+def _clear_caches() -> None:
     # After COMMIT has returned: a lookup that starts from here on sees the revocation, and
     # one that started before cannot store its result (see PrincipalCache.generation).
-    # (A note left by a unit of work that rolled back only costs one needless clear.)
-    if session.info.pop(_KEYS_REVOKED, False):
-        for cache in list(_caches):
-            cache.clear()
+    for cache in list(_caches):
+        cache.clear()
 
 
 class PrincipalCache:
@@ -165,7 +162,7 @@ class PrincipalCache:
             lifetime = min(lifetime, (expires_at - utcnow()).total_seconds())
             if lifetime <= 0:
                 return
-        if len(self._entries) >= self.max_entries:
+        if digest not in self._entries and len(self._entries) >= self.max_entries:
             self._entries.pop(next(iter(self._entries)))
         self._entries[digest] = (principal, self.clock() + lifetime)
 

@@ -313,7 +313,8 @@ def keys_list(
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The id of the key (from `kizuna keys list`).")]) -> None:
-    """Revoke an API key: it stops working at once. Revocation cannot be undone."""
+    """Revoke an API key: running servers refuse it within KIZUNA_AUTH_CACHE_SECONDS (5 s by
+    default; at once in the process that revokes it). Revocation cannot be undone."""
     from app.auth import revoke_key
 
     settings = load_settings()

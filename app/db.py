@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 from app.settings import Settings
 
@@ -82,7 +83,24 @@ def _install_idle_ping(engine: AsyncEngine) -> None:
         try:
             dialect.do_ping(dbapi_connection)
         except Exception as exc:
-            raise DisconnectionError("the pooled connection did not answer a ping") from exc
+            # As pool_pre_ping does: after a server restart every older pooled connection is
+            # dead too, so all of them are replaced, not one failed ping at a time.
+            raise InvalidatePoolError("the pooled connection did not answer a ping") from exc
+
+
+def on_commit(session: AsyncSession | Session, key: str, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once after the session's current transaction commits. Calls with the
+    same ``key`` before that commit register it once."""
+    if session.info.get(key):
+        return
+    session.info[key] = True
+
+    def fire(committed: Session) -> None:
+        committed.info.pop(key, None)
+        callback()
+
+    target = session.sync_session if isinstance(session, AsyncSession) else session
+    event.listen(target, "after_commit", fire, once=True)
 
 
 def create_engine(settings: Settings) -> AsyncEngine:

@@ -79,6 +79,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gc.freeze()
         yield
     finally:
+        gc.unfreeze()  # what was frozen for this app may be collected once it is gone
         if runner is not None:
             await runner.stop()
         if deliverer is not None:

@@ -364,12 +364,13 @@ async def erase_person(session: AsyncSession, external_id: str) -> None:
         .values(reasons=[ERASED_REASON], overlap_windows=[])
     )
     # A participant token speaks for the person; once they are erased it must open nothing.
-    await session.execute(
+    revoked = await session.execute(
         update(ApiKey)
         .where(ApiKey.role == "participant", ApiKey.person_external_id == external_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    keys_revoked(session)  # and no cached principal of this process keeps it open
+    if revoked.rowcount:
+        keys_revoked(session)  # and no cached principal of this process keeps it open
 
 
 async def list_people(

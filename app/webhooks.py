@@ -25,10 +25,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import on_commit
 from app.errors import InvalidInput, NotFound
 from app.models import Round, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.models.base import utcnow
@@ -210,7 +210,7 @@ def unregister_waker(wake: Callable[[], None]) -> None:
     _wakers.discard(wake)
 
 
-def _wake_deliverers(_session: object) -> None:
+def _wake_deliverers() -> None:
     for wake in list(_wakers):
         wake()
 
@@ -248,9 +248,8 @@ async def record_round_event(session: AsyncSession, event: RoundEvent) -> None:
             )
         )
     await session.flush()
-    if _wakers and not session.info.get("kizuna_wake_deliverers"):
-        session.info["kizuna_wake_deliverers"] = True
-        sa_event.listen(session.sync_session, "after_commit", _wake_deliverers, once=True)
+    if _wakers:
+        on_commit(session, "kizuna_wake_deliverers", _wake_deliverers)
 
 
 def install_round_event_hook() -> None:
