@@ -60,6 +60,9 @@ NEAR_MARGIN = 3
 # instead of solving afresh; more and the repair's phases cost more than a fresh solve (50k x
 # 25k: 3402 violated arcs took 6.3 s against 4.0 s).
 REPAIR_LIMIT = 1000
+# A repair gives up after this multiple of the last fresh solve's time (a fresh solve is then
+# the cheaper way; tests raise it to exercise every repair).
+REPAIR_BUDGET = 1.0
 PARTIAL_CHUNK = 256
 ADD_PER_ROW = 128
 # Arcs with a reduced cost at least this large and no flow leave the flow network once their
@@ -98,7 +101,7 @@ def _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m
     # the float64 values stay small whatever the potentials' size and VALUE_SLACK covers
     # their rounding. A pair is near when its reduced cost 1000 - points + pi(e) - pi(m) could
     # be below NEAR_MARGIN.
-    base = int(pot_m.max(initial=0))
+    base = int(pot_m.max())  # the block has columns
     value = raw.astype(np.float64)
     value *= scorer.to_points
     value += (pot_m - base) + (0.5 + POINTS_MARGIN + VALUE_SLACK)
@@ -149,7 +152,7 @@ def _finish(enc, every, cands, network, result, active, capacity, floors, t):
     flow = np.zeros(full.tail.size, np.int64)
     flow[_positions(enc, every, cands.mentee, cands.mentor)] = result.flow[: network.n_pairs]
     flow[full.n_pairs :] = result.flow[network.n_pairs :]
-    return every, full, FlowResult(flow=flow, cost=result.cost, maximum_flow=result.maximum_flow), t
+    return every, full, FlowResult(flow=flow, maximum_flow=result.maximum_flow), t
 
 
 def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity, floors, clock, t):
@@ -158,9 +161,11 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
     history: list[np.ndarray] = []  # mentor potentials of each re-check round
     every = cands  # every arc ever kept (returned), a superset of the flow network's arcs
     repaired = None  # (network, flow) of this round when the last one's flow could be repaired
+    prebuilt = None  # this round's network, built for a repair that gave up
     for round_no in range(MAX_ROUNDS):
         if repaired is None:
-            network = build_network(enc, cands, active, capacity, floors)
+            network = prebuilt if prebuilt is not None else build_network(enc, cands, active, capacity, floors)
+            prebuilt = None
             started = time.perf_counter()
             result = solve_network(network)
             solve_seconds = time.perf_counter() - started
@@ -291,14 +296,15 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         cands = merge(enc, cands, e_new[keep], m_new[keep], points[keep])
         every = merge(enc, every, e_new[keep], m_new[keep], points[keep])
         repaired = None
-        if int(violated.sum()) <= REPAIR_LIMIT:
+        if floors is None and int(violated.sum()) <= REPAIR_LIMIT:
             # A few violated arcs: repair the optimum instead of a fresh solve
-            # (matching/repair.py); dropped arcs carried no flow.
+            # (matching/repair.py); dropped arcs carried no flow. (Department floors make
+            # parallel arcs, which the repair does not take.)
             network = build_network(enc, cands, active, capacity, floors)
             flow = np.zeros(network.tail.size, np.int64)
             flow[_positions(enc, cands, carried[0], carried[1])] = carried[2]
             flow[network.n_pairs :] = carried[3]
-            flow = repair_flow(network, flow, cert.potential, seconds=solve_seconds)
+            flow = repair_flow(network, flow, cert.potential, seconds=REPAIR_BUDGET * solve_seconds)
             if flow is not None and enc.problem.program.objective == "coverage_first":
                 # The repair keeps the flow's value; an arc across the old min cut may allow a
                 # larger one, and then only a fresh solve will do.
@@ -306,9 +312,10 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
                 if reachable_from_source(network.n_nodes, tail_r, head_r)[SINK]:
                     flow = None
             log.debug("certify round %d: %d violated arcs %s", round_no, int(violated.sum()), "repaired" if flow is not None else "need a fresh solve")
-            if flow is not None:
-                cost = int((flow * network.cost).sum())
-                repaired = network, FlowResult(flow=flow, cost=cost, maximum_flow=result.maximum_flow)
+            if flow is None:
+                prebuilt = network
+            else:
+                repaired = network, FlowResult(flow=flow, maximum_flow=result.maximum_flow)
         t = clock.add("solve", t)
     raise RuntimeError("pruning certificate did not converge")
 

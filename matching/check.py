@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from .overlap import overlap_windows
+from .overlap import overlap_windows, windows_hours
 from .problem import (
     RULE_BLOCKED,
     RULE_CAPACITY,
@@ -99,7 +99,7 @@ class PairJudge:
         mentor = self.problem.people[mentor_id]
         mentee = self.problem.people[mentee_id]
         windows = self.windows(mentor, mentee)
-        hours = sum((w.end_utc - w.start_utc).total_seconds() for w in windows) / 3600.0
+        hours = windows_hours(windows)
         components = pair_components(self.problem.program, mentor, mentee, hours, fit=self.goal_fit)
         found = combine(self.problem.program, components, self.is_preferred(mentor_id, mentee_id)), components, hours
         self._scores[(mentor_id, mentee_id)] = found

@@ -117,21 +117,18 @@ class _Vocab:
         self.index: dict[str, int] = {}
 
     def __call__(self, name: str) -> int:
-        found = self.index.get(name)
-        if found is None:
-            found = self.index[name] = len(self.index)
-        return found
+        return self.codes([name])[0]
 
-
-def _intern(names: list[str], vocabulary: dict[str, int]) -> list[int]:
-    """Codes of the names, new names added to the vocabulary (one loop, no call per name)."""
-    codes = []
-    for name in names:
-        found = vocabulary.get(name)
-        if found is None:
-            found = vocabulary[name] = len(vocabulary)
-        codes.append(found)
-    return codes
+    def codes(self, names: list[str]) -> list[int]:
+        """Codes of the names, new names added (one loop, no call per name: goals and skills
+        run to hundreds of thousands)."""
+        index, codes = self.index, []
+        for name in names:
+            found = index.get(name)
+            if found is None:
+                found = index[name] = len(index)
+            codes.append(found)
+        return codes
 
 
 def _side(
@@ -153,12 +150,12 @@ def _side(
     # participant (~15 per person), so they avoid per-item function calls.
     goal_entries = (
         [n for n, p in enumerate(people) for _ in p.goals],
-        _intern([g.skill for p in people for g in p.goals], skills.index),
+        skills.codes([g.skill for p in people for g in p.goals]),
         [GOAL_PRIORITY_WEIGHT.get(g.priority, 1) for p in people for g in p.goals],
     )
     skill_entries = (
         [n for n, p in enumerate(people) for _ in p.skills],
-        _intern([sk.name for p in people for sk in p.skills], skills.index),
+        skills.codes([sk.name for p in people for sk in p.skills]),
         np.clip(np.array([sk.level for p in people for sk in p.skills], np.int64), 0, MAX_PROFICIENCY),
     )
     side = Side(

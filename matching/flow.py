@@ -5,7 +5,7 @@ Network (node 0 = source, 1 = sink, then mentees, mentors, optional department n
     source -> [department] -> mentee -> mentor -> sink
     cap 1 per mentee arc, cap 1 per pair arc, cap = free capacity per mentor arc
 
-* pair arc cost = 1000 - points (small, non-negative integers);
+* pair arc cost = 1000 - points (small integers; non-negative but for the quota's shifted points);
 * coverage_first: ``solve_max_flow_with_min_cost`` maximises the number of matched mentees
   natively, then minimises cost. Mentees unmatched in earlier rounds: their arc carries
   ``-P * min(k, 3)`` with ``P = 1000 * max_pairs + 1`` (``k`` = earlier rounds left unmatched),
@@ -66,7 +66,6 @@ class Network:
 @dataclass
 class FlowResult:
     flow: np.ndarray  # per arc
-    cost: int
     maximum_flow: int
 
 
@@ -122,7 +121,7 @@ def build_network_arrays(
     department: np.ndarray | None = None,
     floors: dict[int, int] | None = None,
 ) -> Network:
-    """The network for arbitrary pair arrays (``points`` 0..1000 per pair)."""
+    """The network for arbitrary pair arrays (``points`` 0..1000 per pair, or beyond for shifted points)."""
     n_e, n_m = n_mentees, n_mentors
     coverage = coverage_first
     active_idx = np.flatnonzero(active_mentee)
@@ -207,7 +206,7 @@ def solve_network(network: Network) -> FlowResult:
     if status != smcf.OPTIMAL:
         raise RuntimeError(f"min cost flow failed with status {status}")
     flow = np.asarray(smcf.flows(np.arange(network.tail.size)), np.int64)
-    return FlowResult(flow=flow, cost=int(smcf.optimal_cost()), maximum_flow=int(smcf.maximum_flow()))
+    return FlowResult(flow=flow, maximum_flow=int(smcf.maximum_flow()))
 
 
 # --- certificate ------------------------------------------------------------------------------
@@ -292,6 +291,11 @@ def sink_potentials(network: Network, flow: np.ndarray, tail, head, cost) -> np.
     idle = idle[~used[idle]]
     dist[idle] = np.minimum(dist[idle], dist[SINK])
     return dist
+
+
+def flow_potentials(network: Network, flow: np.ndarray) -> np.ndarray:
+    """``sink_potentials`` of an optimal flow (what a ``Certificate`` holds, without the cut)."""
+    return sink_potentials(network, flow, *residual_arcs(network, flow))
 
 
 def reachable_from_source(n_nodes: int, tail: np.ndarray, head: np.ndarray) -> np.ndarray:

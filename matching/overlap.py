@@ -117,8 +117,7 @@ def overlap_seconds_table(
     # Up to three disjoint mentor intervals per combo (after union), padded with empty ones.
     m_bounds = np.zeros((len(mentor_combos), 3, 2), dtype=np.int64)
     for j, (tz, s, e) in enumerate(mentor_combos):
-        merged = _union(local_window_utc(tz, s, e, on + timedelta(days=k)) for k in (-1, 0, 1))
-        for k, (a, b) in enumerate(merged):
+        for k, (a, b) in enumerate(_mentor_windows(tz, s, e, on)):
             m_bounds[j, k] = (_epoch(a), _epoch(b))
     starts = np.maximum(e_bounds[:, None, None, 0], m_bounds[None, :, :, 0])
     ends = np.minimum(e_bounds[:, None, None, 1], m_bounds[None, :, :, 1])

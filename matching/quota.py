@@ -46,7 +46,7 @@ import numpy as np
 from .candidates import Candidates, level_blocks, present_mask
 from .certify import VALUE_SLACK
 from .fastscore import POINTS_MARGIN, FastScorer
-from .flow import PRIORITY_CAP, Certificate, FlowResult, Network, build_network, solve_network
+from .flow import PRIORITY_CAP, FlowResult, Network, build_network, flow_potentials, solve_network
 from .scoring import SCORE_SCALE
 
 SCALE = 64  # multiplier resolution: 1/64 point per pair
@@ -125,7 +125,7 @@ def enforce_quota(enc, scorer: FastScorer, unshifted: tuple, active, capacity, f
     # most NEAR_POINTS plus the largest change of shift between two pairs (gain + loss).
     # The others still count: the excess pass treats them as pruned.
     pairs0 = slice(0, network0.n_pairs)
-    potential0 = Certificate.of(network0, result0).potential
+    potential0 = flow_potentials(network0, result0.flow)
     reduced0 = network0.cost[pairs0] + potential0[network0.tail[pairs0]] - potential0[network0.head[pairs0]]
 
     def relax(beta: int) -> _Relaxed:
@@ -154,45 +154,67 @@ def enforce_quota(enc, scorer: FastScorer, unshifted: tuple, active, capacity, f
     def pin_shift(x: _Relaxed) -> int:
         return pin_cross * x.gain - (n_pins - pin_cross) * x.loss
 
-    unshifted = _Relaxed(0, 0, 0, chosen, scale * base_points, base_points, base_cross, base_total, None, None, None)
+    def unshifted_run() -> _Relaxed:
+        return _Relaxed(0, 0, 0, chosen, scale * base_points, base_points, base_cross, base_total, None, None, None)
+
     runs: list[_Relaxed] = []  # shifted flows
-    lo, hi_beta = unshifted, (1 if q >= 1 else scale)  # lo misses the quota; first hi: one point
+
+    def record(x: _Relaxed) -> None:
+        """Add a run; only the one with the least shifted optimum keeps its network (the
+        excess pass needs it), the others only their matching."""
+        runs.append(x)
+        least = min(runs, key=lambda r: r.value + pin_shift(r))
+        for r in runs:
+            if r is not least:
+                r.arcs = r.network = r.result = None
+
+    lo, hi_beta = unshifted_run(), (1 if q >= 1 else scale)  # lo misses the quota; first hi: one point
     while True:
         try:
             hi = relax(hi_beta)
-        except ValueError:  # cost range too large for an exact flow
-            hi = None
+        except ValueError:  # the cost range is too large for an exact flow at this resolution
+            if scale == 1:
+                raise
+            # Whole-point multipliers instead: costs 64 times smaller.
+            scale, hi_beta, runs = 1, max(1, hi_beta // SCALE), []
+            lo = unshifted_run()
+            continue
         t = clock.add("solve", t)
-        if hi is not None:
-            runs.append(hi)
-            if meets(hi.cross, hi.total):
-                break
+        record(hi)
+        if meets(hi.cross, hi.total):
+            break
         status = None
-        if hi is None or q >= 1 or hi_beta * 4 > 64 * SCORE_SCALE * scale:
+        if q >= 1 or hi_beta * 4 > 64 * SCORE_SCALE * scale:
             status = "quota_unmet"
         elif time.monotonic() > deadline:
             status = "feasible"
         if status:
-            widest = max([unshifted, *runs], key=lambda x: x.cross / max(x.total, 1))
+            widest = max([unshifted_run(), *runs], key=lambda x: x.cross / max(x.total, 1))
             return pairs_of(widest.chosen), status, None, t
         lo, hi_beta = hi, hi_beta * 4
 
     best = _Primal(None, -1)
 
-    def improve(x: _Relaxed) -> None:
-        """Keep the best matching meeting the quota: x itself, or hi repaired toward lo."""
+    def consider(chosen_idx: np.ndarray) -> None:
+        """Keep the best matching meeting the quota."""
         nonlocal best
-        if meets(x.cross, x.total) and x.points > best.points:
-            best = _Primal(x.chosen, x.points)
+        cross = int(cross_arc[chosen_idx].sum()) + pin_cross
+        points = int(cands.points[chosen_idx].sum())
+        if meets(cross, chosen_idx.size + n_pins) and points > best.points:
+            best = _Primal(chosen_idx, points)
+
+    def repair_bracket() -> None:
+        """hi repaired toward lo (after either changed)."""
         repaired = _repair(enc, cands, cross_arc, hi.chosen, lo.chosen, q, pin_cross, n_pins, floors)
-        if repaired is not None and int(cands.points[repaired].sum()) > best.points:
-            best = _Primal(repaired, int(cands.points[repaired].sum()))
+        if repaired is not None:
+            consider(repaired)
 
     def estimated_bound() -> int:
         """The bound before the excess pass (which usually adds nothing)."""
         return min(min((x.value + pin_shift(x)) // scale for x in runs), base_points)
 
-    improve(hi)
+    consider(hi.chosen)
+    repair_bracket()
     for _ in range(MAX_STEPS):
         if hi.beta - lo.beta <= 1 or time.monotonic() > deadline:
             break
@@ -202,16 +224,16 @@ def enforce_quota(enc, scorer: FastScorer, unshifted: tuple, active, capacity, f
         crossing = scale * (lo.points - hi.points) / (slope(hi) - slope(lo))
         beta = min(max(round(crossing), lo.beta + 1), hi.beta - 1)
         x = relax(beta)
-        runs.append(x)
+        record(x)
+        consider(x.chosen)
         if x.value <= max(line(lo, beta), line(hi, beta)):
-            improve(x)
             t = clock.add("solve", t)
             break  # nothing above the two lines: beta is where L is least
         if meets(x.cross, x.total):
             hi = x
         else:
             lo = x
-        improve(x)
+        repair_bracket()
         t = clock.add("solve", t)
     log.debug("quota: %d flows, bracket %d..%d (scale %d)", len(runs), lo.beta, hi.beta, scale)
 
@@ -230,9 +252,9 @@ def _pruned_excess(enc, scorer: FastScorer, active, run: _Relaxed, scale: int) -
     pair the flow did not see (module docstring, 2.): what lifts ``L_cand`` to a bound on
     ``L_full``. One dense pass: float32 upper bounds with the larger shift (the gain) find the
     pairs that could show an excess, and only those are scored exactly."""
-    cert = Certificate.of(run.network, run.result)
-    pi_e = cert.potential[run.network.mentee_node(np.arange(enc.n_mentees))]
-    pi_m = cert.potential[run.network.mentor_node(np.arange(enc.n_mentors))]
+    potential = flow_potentials(run.network, run.result.flow)
+    pi_e = potential[run.network.mentee_node(np.arange(enc.n_mentees))]
+    pi_m = potential[run.network.mentor_node(np.arange(enc.n_mentors))]
     excess = np.zeros(enc.n_mentees, np.int64)
     for rows, cols in level_blocks(enc, np.flatnonzero(active)):
         raw = scorer.raw_block(rows, cols)

@@ -53,14 +53,14 @@ def repair_flow(network: Network, flow: np.ndarray, potential: np.ndarray, secon
     def net_outflow() -> np.ndarray:
         return np.bincount(network.tail, flow, n).astype(np.int64) - np.bincount(network.head, flow, n).astype(np.int64)
 
-    value = net_outflow()  # the old flow's value at the source (a maximum flow may send less than flow_bound)
+    balance = net_outflow()  # per node, of the old flow (the source sends its value, maybe less than flow_bound)
     reduced = network.cost + potential[network.tail] - potential[network.head]
     saturate = (reduced < 0) & (flow < network.capacity)
     flow[saturate] = network.capacity[saturate]
     flow[(reduced > 0) & (flow > 0)] = 0
     del reduced, saturate
     # imbalance > 0: the node sends more than it should (deficit); < 0: it keeps an excess
-    imbalance = net_outflow() - value
+    imbalance = net_outflow() - balance
     if not imbalance.any():
         return flow.astype(np.int64)
 
@@ -132,5 +132,5 @@ def repair_flow(network: Network, flow: np.ndarray, potential: np.ndarray, secon
         arcs = np.flatnonzero(touched)
         change = np.asarray(pushed.flow[network.tail[arcs], network.head[arcs]]).ravel()
         flow[arcs] += change.astype(np.int32)
-        imbalance = net_outflow() - value
+        imbalance = net_outflow() - balance
     return None

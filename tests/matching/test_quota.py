@@ -108,9 +108,13 @@ def test_bound_stays_valid_when_the_flows_see_few_arcs(monkeypatch, seed):
     """With only the tight arcs in the shifted flows (and a top-2 pruning) their optimum is below
     the true optimum on these instances; the excess pass must lift the bound above it."""
     monkeypatch.setattr(quota, "NEAR_POINTS", 0)
+    excesses = []
+    real = quota._pruned_excess
+    monkeypatch.setattr(quota, "_pruned_excess", lambda *args: excesses.append(real(*args)) or excesses[-1])
     prob = quota_problem(160, 90, seed, {1: 0.971, 3: 0.959}[seed])
     expected = milp_optimum(prob)
     sol = solve(prob, top_k=2)
+    assert excesses and excesses[-1] > 0  # the pass had something to lift
     assert check(prob, sol) == []
     assert round(sol.solver.bound * 1000) >= expected[1]
     assert sum(round(m.score * 1000) for m in sol.matches) <= expected[1]
@@ -183,3 +187,17 @@ def test_quota_with_pins_floors_and_priority_keeps_what_ranks_before_score(seed)
     ours = round(sol.solver.objective * 1000)
     assert ours <= round(sol.solver.bound * 1000) <= round(unconstrained.solver.objective * 1000)
     assert sol.solver.gap <= GAP_LIMIT
+
+
+def test_a_cost_range_too_large_falls_back_to_whole_point_multipliers(monkeypatch):
+    """When the fine multipliers overflow the exact flow's cost range, the search reruns with
+    whole points: still a matching meeting the quota and a valid bound, not 'quota unmet'."""
+    monkeypatch.setattr(quota, "SCALE", 2**50)
+    prob = quota_problem(160, 90, 0, 0.967)
+    expected = milp_optimum(prob)
+    sol = solve(prob)
+    assert check(prob, sol) == []
+    assert not sol.solver.notes  # not reported as a quota that cannot be met
+    cross = sum(1 for m in sol.matches if m.components["cross_functional"] == 1.0)
+    assert cross >= 0.967 * len(sol.matches) - 1e-9
+    assert sum(round(m.score * 1000) for m in sol.matches) <= expected[1] <= round(sol.solver.bound * 1000)
