@@ -312,42 +312,34 @@ def run_wrk_phase(
     return json.loads(line.removeprefix("WRK_RESULT "))
 
 
+def _row(phase, kind, generator, requests, seconds, p50_ms, p99_ms, errors, error_statuses) -> dict[str, Any]:
+    """One table row; p50/p99/errors None where the generator cannot tell them apart."""
+    return {
+        "phase": phase,
+        "kind": kind,
+        "generator": generator,
+        "requests": requests,
+        "rps": round(requests / seconds, 1),
+        "p50_ms": None if p50_ms is None else round(p50_ms, 2),
+        "p99_ms": None if p99_ms is None else round(p99_ms, 2),
+        "errors": errors,
+        "error_statuses": error_statuses,
+    }
+
+
 def summarise_wrk(phase: str, result: dict[str, Any]) -> list[dict[str, Any]]:
     elapsed = result["duration_us"] / 1e6
     statuses = {int(code): n for code, n in result["statuses"].items()}
     bad = {code: n for code, n in statuses.items() if not 200 <= code < 300}
-    answered = result["requests"]
-    rows = [
-        {
-            "phase": phase,
-            "kind": "all",
-            "generator": "wrk",
-            "requests": answered,
-            "rps": round(answered / elapsed, 1),
-            "p50_ms": round(result["p50_us"] / 1000, 2),
-            "p99_ms": round(result["p99_us"] / 1000, 2),
-            "errors": sum(bad.values()) + result["socket_errors"],
-            "error_statuses": sorted(bad),
-        }
-    ]
+    errors = sum(bad.values()) + result["socket_errors"]
+    p50, p99 = result["p50_us"] / 1000, result["p99_us"] / 1000
+    rows = [_row(phase, "all", "wrk", result["requests"], elapsed, p50, p99, errors, sorted(bad))]
     sent = {kind: n for kind, n in result["sent"].items() if n}
     if len(sent) > 1:
         # wrk keeps one latency histogram per run: per kind there are only the counts sent.
         for kind in sorted(sent):
-            rows.append(
-                {
-                    "phase": phase,
-                    "kind": kind,
-                    "generator": "wrk",
-                    "requests": sent[kind],
-                    "rps": round(sent[kind] / elapsed, 1),
-                    "p50_ms": None,
-                    "p99_ms": None,
-                    "errors": None,
-                    "error_statuses": [],
-                }
-            )
-    elif sent:
+            rows.append(_row(phase, kind, "wrk", sent[kind], elapsed, None, None, None, []))
+    elif sent:  # one kind: its row is the whole run's (the same shape as the asyncio table)
         rows.append({**rows[0], "kind": next(iter(sent))})
     return rows
 
@@ -358,19 +350,11 @@ def summarise(phase: str, result: dict[str, Any]) -> list[dict[str, Any]]:
     for kind in ["all", *sorted({k for k, _, _ in samples})]:
         chosen = [s for s in samples if kind == "all" or s[0] == kind]
         latencies = [s[2] * 1000 for s in chosen]
+        bad = [s[1] for s in chosen if not 200 <= s[1] < 300]
         rows.append(
-            {
-                "phase": phase,
-                "kind": kind,
-                "generator": "asyncio",
-                "requests": len(chosen),
-                "rps": round(len(chosen) / result["elapsed"], 1),
-                "p50_ms": round(percentile(latencies, 50), 2),
-                "p99_ms": round(percentile(latencies, 99), 2),
-                "errors": sum(1 for s in chosen if not 200 <= s[1] < 300),
-                "error_statuses": sorted({s[1] for s in chosen if not 200 <= s[1] < 300}),
-            }
-        )
+            _row(phase, kind, "asyncio", len(chosen), result["elapsed"], percentile(latencies, 50),
+                 percentile(latencies, 99), len(bad), sorted(set(bad)))
+        )  # fmt: skip
     return rows
 
 
