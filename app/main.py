@@ -72,19 +72,31 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             # The process that runs rounds in the background also sends their webhooks.
             deliverer = app.state.webhook_deliverer = WebhookDeliverer(app.state.sessionmaker, settings)
             deliverer.start()
-        # What exists now (modules, routes, schemas, the engine: ~200,000 objects) lives as long
-        # as the process. Out of the collector's sight it does not make every full collection
-        # walk it: without this, a full collection stalls every request in flight for ~100 ms.
-        gc.collect()
-        gc.freeze()
+        _freeze_start_up_objects()
         yield
     finally:
-        gc.unfreeze()  # what was frozen for this app may be collected once it is gone
         if runner is not None:
             await runner.stop()
         if deliverer is not None:
             await deliverer.stop()
         await engine.dispose()
+
+
+_frozen = False
+
+
+def _freeze_start_up_objects() -> None:
+    """What exists once the first app has started (modules, routes, schemas, the engine:
+    ~200,000 objects) lives as long as the process. Out of the collector's sight it does not
+    make every full collection walk it: without this, a full collection stalls every request in
+    flight for ~100 ms. Once per process: a server runs one app, and freezing again for every
+    app a test process starts would keep each of them alive for good (unfreezing instead makes
+    every later start-up collection walk the whole heap: the suite ran twice as long)."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
