@@ -54,6 +54,11 @@ RUN printf '#!/bin/sh\nexec python -m app.cli "$@"\n' > /usr/local/bin/kizuna \
  && python -m compileall -q /app/app /app/matching /app/schemas /app/alembic \
  && mkdir -p /app/data \
  && chown kizuna:kizuna /app/data
+# The matching engine's numba kernels, compiled once here into a cache the service user may
+# also write (numba only uses a cache directory it can write to).
+ENV NUMBA_CACHE_DIR=/opt/numba-cache
+RUN PYTHONPATH=/app /opt/venv/bin/python -c "import matching; matching.warm_up()" \
+ && chown -R kizuna:kizuna /opt/numba-cache
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \

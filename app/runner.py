@@ -172,10 +172,12 @@ def run_claimed_round_in_worker(settings_values: dict[str, Any], claim: Claim) -
 
 
 def _warm_up() -> bool:
-    """Runs in a fresh solver process: pay the imports (numpy, OR-Tools, SQLAlchemy) up front."""
+    """Runs in a fresh solver process: pay the imports (numpy, OR-Tools, SQLAlchemy) and the
+    matching kernels' compilation (or cache load) up front, not in the first round."""
     import app.rounds  # noqa: F401
-    import matching as _  # noqa: F401
 
+    seconds = matching.warm_up()
+    log.info("solver process ready: matching kernels warmed up in %.2f s", seconds)
     return True
 
 

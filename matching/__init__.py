@@ -4,6 +4,8 @@ Public API (everything else is internal):
 
 * ``solve(problem) -> Solution``: hard rules, scores, pruning with an optimality certificate,
   min-cost flow (CP-SAT for peer pools), explanations; the result is checked by ``check``.
+* ``warm_up()``: compile the numba kernels ahead of the first round (a solver process calls it
+  at start-up).
 * ``check(problem, solution) -> list[Violation]``: independent per-pair re-derivation.
 * ``pair_violations(problem, mentor_id, mentee_id) -> list[str]``: rule labels one pair breaks.
 * ``overlap_windows(mentor, mentee, on)`` / ``overlap_hours(...)``: shared working time in UTC.
@@ -13,7 +15,7 @@ No I/O, no database, no HTTP: inputs are the frozen dataclasses of ``matching.pr
 """
 
 from .check import check, pair_violations
-from .engine import solve
+from .engine import solve, warm_up
 from .overlap import overlap_hours, overlap_windows
 from .problem import (
     RULE_BLOCKED,
@@ -47,6 +49,7 @@ from .synthetic import person_to_api_payload, synthetic_organisation
 
 __all__ = [
     "solve",
+    "warm_up",
     "check",
     "pair_violations",
     "overlap_windows",

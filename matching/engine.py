@@ -127,6 +127,21 @@ def solve(problem: Problem, top_k: int | None = cand_mod.DEFAULT_TOP_K) -> Solut
     return solution
 
 
+def warm_up() -> float:
+    """Compile the engine's numba kernels (or load them from numba's on-disk cache) by solving a
+    small synthetic round with a narrow pruning, so that rounds after it pay no compile time.
+    Returns the seconds it took (a few on a first run, well under one from the cache)."""
+    from datetime import date
+
+    from .problem import Program
+    from .synthetic import synthetic_organisation
+
+    started = time.perf_counter()
+    people, enrollments = synthetic_organisation(120, 60, seed=1)
+    solve(Problem(program=Program(), people=people, enrollments=enrollments, round_date=date(2025, 3, 12)), top_k=2)
+    return time.perf_counter() - started
+
+
 def _assemble(problem, enc, pins, pairs, cands, status, bound_points, clock, t, t_start) -> Solution:
     explainer = PairExplainer(problem)
     matches = [explainer.match(m, e, pinned=True) for m, e in pins]

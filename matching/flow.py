@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order
+from numba import njit
 from ortools.graph.python import min_cost_flow
 
 from .candidates import Candidates
@@ -235,24 +236,44 @@ def potentials(n_nodes: int, tail: np.ndarray, head: np.ndarray, cost: np.ndarra
 
 def _label_correct(n_nodes, tail, head, cost, start, dist, active) -> np.ndarray:
     """Relax arcs (sorted by tail, ``start`` = CSR offsets) out of ``active`` until stable."""
-    for _ in range(n_nodes + 1):
-        counts = start[active + 1] - start[active]
-        total = int(counts.sum())
-        if total == 0:
-            return dist
-        offsets = np.repeat(start[active] - (np.cumsum(counts) - counts), counts)
-        arcs = offsets + np.arange(total)
-        candidate = dist[tail[arcs]] + cost[arcs]
-        target = head[arcs]
-        better = candidate < dist[target]
-        if not better.any():
-            return dist
-        target, candidate = target[better], candidate[better]
-        np.minimum.at(dist, target, candidate)
-        mark = np.zeros(n_nodes, bool)
-        mark[target] = True
-        active = np.flatnonzero(mark)
-    raise RuntimeError("negative cycle in the residual graph: the flow is not optimal")
+    if not _relax_from(head, cost, start, dist, active.astype(np.int64)):
+        raise RuntimeError("negative cycle in the residual graph: the flow is not optimal")
+    return dist
+
+
+@njit(cache=True, nogil=True)
+def _relax_from(head, cost, start, dist, active):
+    """Label-correcting shortest paths (a FIFO queue of improved nodes) in place on ``dist``;
+    False when some node improves more than n times, i.e. a negative cycle."""
+    n = dist.size
+    queue = np.empty(n, np.int64)  # circular: a node is queued at most once at a time
+    queued = np.zeros(n, np.bool_)
+    improved = np.zeros(n, np.int64)
+    head_at, size = 0, 0
+    for v in active:
+        if not queued[v]:
+            queued[v] = True
+            queue[(head_at + size) % n] = v
+            size += 1
+    while size:
+        v = queue[head_at]
+        head_at = (head_at + 1) % n
+        size -= 1
+        queued[v] = False
+        base = dist[v]
+        for a in range(start[v], start[v + 1]):
+            w = head[a]
+            candidate = base + cost[a]
+            if candidate < dist[w]:
+                dist[w] = candidate
+                if not queued[w]:
+                    improved[w] += 1
+                    if improved[w] > n:
+                        return False
+                    queued[w] = True
+                    queue[(head_at + size) % n] = w
+                    size += 1
+    return True
 
 
 def sink_potentials(network: Network, flow: np.ndarray, tail, head, cost) -> np.ndarray:
