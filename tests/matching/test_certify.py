@@ -90,12 +90,11 @@ def test_capped_additions_per_row_keep_the_optimum(monkeypatch, objective):
     assert pruned.stats["matched_mentees"] == full.stats["matched_mentees"]
 
 
+@pytest.mark.parametrize("floor", [None, 0.9])
 @pytest.mark.parametrize("objective", ["coverage_first", "score_first"])
-def test_repaired_rounds_reach_the_optimum_of_fresh_solves(monkeypatch, objective):
-    """Certificate rounds that repair the previous flow (no time budget, so every attempt runs
-    to its end) reach the optimum of rounds that always solve afresh."""
-    import math
-
+def test_repaired_rounds_reach_the_optimum_of_fresh_solves(monkeypatch, objective, floor):
+    """Certificate rounds that repair the previous flow reach the optimum of rounds that always
+    solve afresh (with department floors too: their parallel source arcs)."""
     from matching import certify
 
     outcomes = []
@@ -107,9 +106,8 @@ def test_repaired_rounds_reach_the_optimum_of_fresh_solves(monkeypatch, objectiv
         return flow
 
     monkeypatch.setattr(certify, "repair_flow", counted)
-    monkeypatch.setattr(certify, "REPAIR_BUDGET", math.inf)
     for seed in range(4):
-        prob = _problem(260, 120, seed, objective=objective)
+        prob = _problem(260, 120, seed, objective=objective, min_department_match_rate=floor)
         repaired = solve(prob, top_k=2)
         with monkeypatch.context() as fresh_only:
             fresh_only.setattr(certify, "REPAIR_LIMIT", 0)

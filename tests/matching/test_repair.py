@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -75,9 +76,11 @@ def test_repair_matches_a_fresh_solve(instance):
         assert reachable_from_source(new.n_nodes, r_tail, r_head)[SINK]  # the caller sees it
 
 
-def test_repair_gives_up_beyond_its_reach(monkeypatch):
-    """A deficit farther than REACH makes the repair return None instead of a wrong flow."""
-    monkeypatch.setattr(repair, "REACH", 0)
+@pytest.mark.parametrize("limit", ["REACH", "WORK_PER_ENTRY"])
+def test_repair_gives_up_beyond_its_limits(monkeypatch, limit):
+    """A deficit farther than REACH, or searches past the work limit, make the repair return
+    None instead of a wrong flow."""
+    monkeypatch.setattr(repair, limit, 0)
     # mentee 0 holds mentor 0 (500 points), mentee 1 mentor 1 (900). The added arc (0, 1) at 1000
     # points has a reduced cost of -500 under the sink potentials, yet the old matching stays
     # optimal (1000 + 10 < 500 + 900): the saturated unit must go back at a distance of 500.
@@ -92,6 +95,6 @@ def test_repair_gives_up_beyond_its_reach(monkeypatch):
     flow[:3] = old_result.flow[:3]
     flow[new.n_pairs :] = old_result.flow[old.n_pairs :]
     assert repair.repair_flow(new, flow, potential) is None
-    monkeypatch.setattr(repair, "REACH", 4000)
+    monkeypatch.undo()
     repaired = repair.repair_flow(new, flow, potential)
     assert int((repaired * new.cost).sum()) == int((solve_network(new).flow * new.cost).sum())
