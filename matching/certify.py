@@ -30,10 +30,11 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from numba import njit
 
 from .candidates import Candidates, level_blocks, mentor_columns, merge, present_mask
 from .encode import Encoded, unique_keys
-from .fastscore import POINTS_MARGIN, FastScorer
+from .fastscore import ELIGIBLE, POINTS_MARGIN, FastScorer
 from .flow import (
     SINK,
     Certificate,
@@ -88,28 +89,30 @@ def _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m
     (max of points + pi(m) over the pairs that stay pruned). Dense over the block: only the
     queued pairs are listed and scored exactly."""
     raw = scorer.raw_block(rows, cols)
-    pruned = scorer.eligible(raw) & ~present_mask(cands, rows, cols, enc.n_mentors)
+    present = present_mask(cands, rows, cols, enc.n_mentors)
     pot_e = cert.potential[e_nodes[rows]]
     pot_m = cert.potential[m_nodes[cols]]
-    # value + base >= (upper bound of the points, as points_upper_bound) + pi(m): the same
-    # formula unrounded, in float64, so one dense array does for the screen and the bound.
-    # Potentials are taken relative to the block's largest mentor potential (an integer), so
-    # the float64 values stay small whatever the potentials' size and VALUE_SLACK covers
-    # their rounding. A pair is near when its reduced cost 1000 - points + pi(e) - pi(m) could
-    # be below NEAR_MARGIN.
+    # value = raw * to_points + (pi(m) - base) + (0.5 + POINTS_MARGIN + VALUE_SLACK) is at least
+    # the pair's upper bound of points (as points_upper_bound) + pi(m) - base, unrounded in
+    # float64, so one value does for the screen and the bound. Potentials are taken relative
+    # to the block's largest mentor potential (an integer), so the float64 values stay small
+    # whatever the potentials' size and VALUE_SLACK covers their rounding. A pair is near when
+    # its reduced cost 1000 - points + pi(e) - pi(m) could be below NEAR_MARGIN, i.e. when
+    # value > 1000 - NEAR_MARGIN - base + pi(e). Pairs leaving the source side S of the min cut
+    # are near whatever their cost.
     base = int(pot_m.max())  # the block has columns
-    value = raw.astype(np.float64)
-    value *= scorer.to_points
-    value += (pot_m - base) + (0.5 + POINTS_MARGIN + VALUE_SLACK)
-    near = value > (SCORE_SCALE - NEAR_MARGIN - base + pot_e)[:, None]
+    col_value = (pot_m - base) + (0.5 + POINTS_MARGIN + VALUE_SLACK)
+    row_limit = (SCORE_SCALE - NEAR_MARGIN - base + pot_e).astype(np.float64)
     in_s_row = cert.reachable[e_nodes[rows]]
     in_s_col = cert.reachable[m_nodes[cols]]
-    out_cols = np.flatnonzero(~in_s_col)
-    if out_cols.size and in_s_row.any():
-        # Pairs leaving the source side S of the min cut are queued whatever their cost.
-        near[np.ix_(np.flatnonzero(in_s_row), out_cols)] = True
-    near &= pruned
-    r, c = np.nonzero(near)
+    near_r = np.empty(raw.size, np.int32)
+    near_c = np.empty(raw.size, np.int32)
+    best = np.empty(rows.size, np.float64)
+    n_near = _screen_block(
+        raw, present, np.float32(ELIGIBLE), scorer.to_points, col_value, row_limit, in_s_row, ~in_s_col,
+        near_r, near_c, best,
+    )
+    r, c = near_r[:n_near].astype(np.int64), near_c[:n_near].astype(np.int64)
     points = scorer.exact_points(rows[r], cols[c])  # -1: below min_score
     slack = SCORE_SCALE + pot_e[r] - pot_m[c]
     crossing = in_s_row[r] & ~in_s_col[c]
@@ -129,9 +132,8 @@ def _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m
     add_m.append(cols[c[add]])
     if bound is None:
         return
-    pruned &= ~near  # stays pruned on the float32 bound alone
-    best = np.floor(np.where(pruned, value, -np.inf).max(axis=1, initial=-np.inf)) + base
-    bound[rows] = np.maximum(bound[rows], best)
+    # Pairs not near stay pruned on the float32 bound alone: best is their largest value.
+    bound[rows] = np.maximum(bound[rows], np.floor(best) + base)
     rest = np.flatnonzero(~add & (points >= 0))  # scored exactly, stays pruned
     if rest.size:
         rr = r[rest]
@@ -336,3 +338,28 @@ def _positions(enc: Encoded, cands: Candidates, mentee: np.ndarray, mentor: np.n
     """Index in ``cands`` of each pair (mentee, mentor), all of them arcs of ``cands``."""
     keys = cands.mentee * enc.n_mentors + cands.mentor
     return np.searchsorted(keys, mentee * enc.n_mentors + mentor)
+
+
+@njit(cache=True, nogil=True)
+def _screen_block(raw, present, floor, to_points, col_value, row_limit, cut_row, cut_col, near_r, near_c, best):
+    """One pass of ``_screen`` over a block: lists the pruned pairs (eligible, not present) that
+    are near (value above the row's limit, or crossing the cut) and sets ``best[i]`` to the
+    largest value among row i's other pruned pairs (-inf if none). Returns how many are near."""
+    n_r, n_c = raw.shape
+    n_near = 0
+    for i in range(n_r):
+        top = -np.inf
+        limit = row_limit[i]
+        crossing_row = cut_row[i]
+        for j in range(n_c):
+            if present[i, j] or raw[i, j] <= floor:
+                continue
+            value = np.float64(raw[i, j]) * to_points + col_value[j]
+            if value > limit or (crossing_row and cut_col[j]):
+                near_r[n_near] = i
+                near_c[n_near] = j
+                n_near += 1
+            elif value > top:
+                top = value
+        best[i] = top
+    return n_near

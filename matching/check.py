@@ -50,17 +50,41 @@ class PairJudge:
 
     def chain_above(self, person_id: str) -> set[str]:
         """Everyone above the person in the manager chain (stops at cycles and unknown ids)."""
-        if person_id in self._chains:
-            return self._chains[person_id]
-        above: set[str] = set()
-        person = self.problem.people.get(person_id)
-        manager = person.manager_id if person else None
-        while manager is not None and manager not in above and manager != person_id:
-            above.add(manager)
-            boss = self.problem.people.get(manager)
-            manager = boss.manager_id if boss else None
-        self._chains[person_id] = above
-        return above
+        found = self._chains.get(person_id)
+        if found is not None:
+            return found
+        # Walk up to the first person whose chain is known (or the top, or a cycle), then fill
+        # in the chains on the way back down: chain(p) = ({m} | chain(m)) - {p} for p's manager
+        # m -- the "- {p}" closes a cycle through p -- so each chain is one set union instead
+        # of a walk (the explanations ask for every matched person's chain).
+        people = self.problem.people
+        path: list[str] = []
+        on_path: set[str] = set()
+        current: str | None = person_id
+        while current is not None and current not in self._chains and current not in on_path:
+            path.append(current)
+            on_path.add(current)
+            person = people.get(current)
+            current = person.manager_id if person else None
+        for index in range(len(path) - 1, -1, -1):
+            pid = path[index]
+            person = people.get(pid)
+            manager = person.manager_id if person else None
+            if manager is None:
+                chain: set[str] = set()
+            elif manager in self._chains:
+                chain = ({manager} | self._chains[manager]) - {pid}
+            else:
+                # The walk stopped at a cycle through manager, whose chain is not known yet:
+                # walk it out (only the first person of a cycle takes this path).
+                chain = set()
+                step: str | None = manager
+                while step is not None and step not in chain and step != pid:
+                    chain.add(step)
+                    boss = people.get(step)
+                    step = boss.manager_id if boss else None
+            self._chains[pid] = chain
+        return self._chains[person_id]
 
     def windows(self, mentor, mentee):
         """Shared windows, memoised per (time zone, working window) of both sides."""

@@ -1,7 +1,8 @@
 """Each hard rule, hand-checked on the smallest case, for each relationship type."""
 
-
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from matching import (
     RULE_BLOCKED,
@@ -13,11 +14,14 @@ from matching import (
     RULE_MIN_SCORE,
     RULE_REPEAT_PAIR,
     RULE_SELF,
+    Problem,
+    Program,
     pair_violations,
     solve,
 )
+from matching.check import PairJudge
 
-from .factory import person, problem
+from .factory import ROUND, person, problem
 
 
 def pair(mentor_kw=None, mentee_kw=None, extra=(), **kw):
@@ -168,3 +172,24 @@ def test_capacity_zero_takes_nobody():
 def test_several_rules_reported_together():
     prob = pair({"level": 5, "languages": ("ja",), "tz": "Asia/Tokyo"}, past_pairs={("m", "e")})
     assert set(pair_violations(prob, "m", "e")) == {RULE_LEVEL_GAP, RULE_COMMON_LANGUAGE, RULE_MIN_OVERLAP, RULE_REPEAT_PAIR}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(0, 12)), min_size=1, max_size=12), st.permutations(range(12)))
+def test_management_chains_equal_a_plain_walk_up(managers, query_order):
+    """The checker's memoised chains (each built from the manager's) equal a plain walk up the
+    manager ids, whatever the order of the questions: cycles, self-managers, dangling ids
+    (index 12 and above name nobody)."""
+    people = {f"p{i}": person(f"p{i}", manager=None if m is None else f"p{m}") for i, m in enumerate(managers)}
+    judge = PairJudge(Problem(program=Program(), people=people, enrollments=(), round_date=ROUND))
+
+    def walk(pid):
+        above, manager = set(), people[pid].manager_id
+        while manager is not None and manager not in above and manager != pid:
+            above.add(manager)
+            manager = people[manager].manager_id if manager in people else None
+        return above
+
+    for i in query_order:
+        if f"p{i}" in people:
+            assert judge.chain_above(f"p{i}") == walk(f"p{i}")
