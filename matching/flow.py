@@ -225,8 +225,8 @@ def residual_arcs(network: Network, flow: np.ndarray) -> tuple[np.ndarray, np.nd
 def potentials(n_nodes: int, tail: np.ndarray, head: np.ndarray, cost: np.ndarray) -> np.ndarray:
     """Shortest distances from a virtual root linked to every node (cost 0), int64.
 
-    Bellman-Ford relaxing only the arcs out of nodes improved in the previous round. The
-    residual graph of an optimal flow has no negative cycle; finding one is a bug.
+    Label-correcting (Bellman-Ford with a queue of the nodes improved). The residual graph of
+    an optimal flow has no negative cycle; finding one is a bug (RuntimeError).
     """
     order = np.argsort(tail, kind="stable")
     tail, head, cost = tail[order], head[order], cost[order]

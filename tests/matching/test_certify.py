@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scipy.sparse.csgraph import bellman_ford
 
 from matching import Problem, Program, Rules, check, solve
 from matching.candidates import build_candidates_fast
 from matching.encode import encode
 from matching.fastscore import FastScorer
-from matching.flow import SINK, build_network, residual_arcs, sink_potentials, solve_network
+from matching.flow import SINK, build_network, potentials, residual_arcs, sink_potentials, solve_network
 from matching.synthetic import synthetic_organisation
 
 from .factory import ROUND
@@ -118,3 +120,33 @@ def test_repaired_rounds_reach_the_optimum_of_fresh_solves(monkeypatch, objectiv
         assert repaired.solver.objective == fresh.solver.objective
         assert len(repaired.matches) == len(fresh.matches)
     assert sum(outcomes) >= 3, outcomes  # the repair did run and succeed
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(2, 30), st.integers(0, 2**32 - 1))
+def test_label_correcting_potentials_equal_bellman_ford(n, seed):
+    """``flow.potentials`` (the compiled label-correcting kernel) gives scipy's Bellman-Ford
+    distances from a virtual root, on graphs with negative arcs but no negative cycle."""
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(1, 4 * n))
+    tail, head = rng.integers(0, n, m), rng.integers(0, n, m)
+    keep = tail != head
+    tail, head = tail[keep], head[keep]
+    p = rng.integers(-50, 50, n)
+    cost = rng.integers(0, 20, tail.size) + p[tail] - p[head]  # reduced costs >= 0: no negative cycle
+    ours = potentials(n, tail, head, cost)
+    # scipy: a root n with 0-cost arcs to every node; parallel arcs keep their cheapest cost.
+    best = {}
+    for u, v, c in zip(np.r_[tail, np.full(n, n)], np.r_[head, np.arange(n)], np.r_[cost, np.zeros(n, np.int64)]):
+        best[(u, v)] = min(best.get((u, v), c), c)
+    rows, cols = zip(*best)
+    weights = np.array(list(best.values()), float)
+    weights[weights == 0] = 1e-12  # csgraph drops explicit zeros
+    graph = sp.csr_matrix((weights, (rows, cols)), shape=(n + 1, n + 1))
+    expected = bellman_ford(graph, indices=n)
+    assert np.allclose(ours, expected[:n], atol=1e-6)
+
+
+def test_label_correcting_potentials_find_a_negative_cycle():
+    with pytest.raises(RuntimeError, match="negative cycle"):
+        potentials(3, np.array([0, 1, 2]), np.array([1, 2, 0]), np.array([1, -3, 1]))
