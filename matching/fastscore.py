@@ -123,15 +123,13 @@ class FastScorer:
         self._row_pos = np.full(enc.n_mentees, -1, np.int64)
         self._col_pos = np.full(enc.n_mentors, -1, np.int64)
 
-    def _sparse_hits(self, pairs: tuple[np.ndarray, np.ndarray], rows, cols):
+    def _sparse_hits(self, pairs: tuple[np.ndarray, np.ndarray]):
+        """(block row, block column) of the pairs inside the block that ``raw_block`` has
+        entered in ``_row_pos``/``_col_pos``, or None."""
         if pairs[0].size == 0:
             return None
-        self._row_pos[rows] = np.arange(rows.size)
-        self._col_pos[cols] = np.arange(cols.size)
         r = self._row_pos[pairs[0]]
         c = self._col_pos[pairs[1]]
-        self._row_pos[rows] = -1
-        self._col_pos[cols] = -1
         hit = (r >= 0) & (c >= 0)
         return (r[hit], c[hit]) if hit.any() else None
 
@@ -144,20 +142,22 @@ class FastScorer:
         m_level = m.level[cols].astype(np.float64)
         per_col = np.where(level_ok(enc, e_level, m_level), self._seniority(m_level, e_level), NEG).astype(np.float32)
         raw = np.empty((rows.size, cols.size), np.float32)
+        self._row_pos[rows] = np.arange(rows.size)
         self._col_pos[cols] = np.arange(cols.size)
         _dense_raw(
             self.contact, self.group_e[rows], self.group_m[cols], self.dept, self.dept_e[rows], self.dept_m[cols],
             per_col, self._goal_ptr, self._goal_skill, self._goal_points, self.goal_scale[rows], rows,
             self._skill_ptr, self._skill_mentor, self._skill_level, self._col_pos, raw,
         )
-        self._col_pos[cols] = -1
-        hits = self._sparse_hits(self.preferred, rows, cols)
+        hits = self._sparse_hits(self.preferred)
         if hits is not None:
             r, c = hits
             raw[r, c] = np.minimum(np.float32(self.total), raw[r, c] + np.float32(PREFERRED_BONUS * self.total))
-        hits = self._sparse_hits(self.banned, rows, cols)
+        hits = self._sparse_hits(self.banned)
         if hits is not None:
             raw[hits] = NEG
+        self._row_pos[rows] = -1
+        self._col_pos[cols] = -1
         raw[raw < self.min_raw] = NEG
         return raw
 

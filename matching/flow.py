@@ -231,10 +231,10 @@ def potentials(n_nodes: int, tail: np.ndarray, head: np.ndarray, cost: np.ndarra
     order = np.argsort(tail, kind="stable")
     tail, head, cost = tail[order], head[order], cost[order]
     start = np.searchsorted(tail, np.arange(n_nodes + 1))
-    return _label_correct(n_nodes, tail, head, cost, start, np.zeros(n_nodes, np.int64), np.arange(n_nodes))
+    return _label_correct(head, cost, start, np.zeros(n_nodes, np.int64), np.arange(n_nodes))
 
 
-def _label_correct(n_nodes, tail, head, cost, start, dist, active) -> np.ndarray:
+def _label_correct(head, cost, start, dist, active) -> np.ndarray:
     """Relax arcs (sorted by tail, ``start`` = CSR offsets) out of ``active`` until stable."""
     if not _relax_from(head, cost, start, dist, active.astype(np.int64)):
         raise RuntimeError("negative cycle in the residual graph: the flow is not optimal")
@@ -298,12 +298,12 @@ def sink_potentials(network: Network, flow: np.ndarray, tail, head, cost) -> np.
     unset = np.iinfo(np.int64).max
     dist = np.full(n, unset, np.int64)
     dist[SINK] = 0
-    dist = _label_correct(n, tail, head, cost, start, dist, np.array([SINK]))
+    dist = _label_correct(head, cost, start, dist, np.array([SINK]))
     unreached = np.flatnonzero(dist == unset)
     if unreached.size:
         reached = dist[dist != unset]
         dist[unreached] = int(reached.max(initial=0)) + int(np.abs(cost).max(initial=0)) + 1
-        dist = _label_correct(n, tail, head, cost, start, dist, unreached)
+        dist = _label_correct(head, cost, start, dist, unreached)
     m_first = 2 + network.n_mentees
     mentor_arcs = (network.head == SINK) & (network.tail >= m_first) & (network.tail < n)
     used = np.zeros(n, bool)

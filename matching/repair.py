@@ -97,6 +97,7 @@ def _shortest_path_repair(cost, arc_of, forward, indices, indptr, r_room, flow, 
     stamp = np.full(n, -1, np.int64)  # dist[v] is this search's when stamp[v] == search
     settled = np.zeros(n, np.bool_)
     via = np.zeros(n, np.int64)  # residual entry that reached v
+    parent = np.zeros(n, np.int64)  # the node that entry leaves
     heap = np.zeros(n, np.int64)
     where = np.full(n, -1, np.int64)  # position in heap, -1 when not in it
     order = np.zeros(n, np.int64)  # nodes settled by this search, in order
@@ -105,7 +106,7 @@ def _shortest_path_repair(cost, arc_of, forward, indices, indptr, r_room, flow, 
     for source in range(n):
         while imbalance[source] < 0:
             search += 1
-            stamp[source], dist[source], via[source] = search, 0, -1
+            stamp[source], dist[source], settled[source] = search, 0, False
             size = _heap_push(heap, where, dist, 0, source)
             n_settled = 0
             target = -1
@@ -134,16 +135,14 @@ def _shortest_path_repair(cost, arc_of, forward, indices, indptr, r_room, flow, 
                     v = indices[k]
                     candidate = base + step - pi[v]
                     if stamp[v] != search:
-                        stamp[v], dist[v], via[v], settled[v] = search, candidate, k, False
+                        stamp[v], dist[v], via[v], parent[v], settled[v] = search, candidate, k, u, False
                         size = _heap_push(heap, where, dist, size, v)
                     elif not settled[v] and candidate < dist[v]:
-                        dist[v], via[v] = candidate, k
+                        dist[v], via[v], parent[v] = candidate, k, u
                         _heap_up(heap, where, dist, where[v])
                 work += indptr[u + 1] - indptr[u]
             for h in range(size):
                 where[heap[h]] = -1
-            for h in range(n_settled):
-                settled[order[h]] = False
             if target < 0 or dist[target] > reach or work > max_work:
                 return False
             reach_d = dist[target]
@@ -158,7 +157,7 @@ def _shortest_path_repair(cost, arc_of, forward, indices, indptr, r_room, flow, 
                 arc = arc_of[k]
                 room = r_room[k] - flow[arc] if forward[k] else flow[arc]
                 amount = min(amount, room)
-                v = _tail_of(indptr, k)
+                v = parent[v]
             v = target
             while v != source:
                 k = via[v]
@@ -167,23 +166,10 @@ def _shortest_path_repair(cost, arc_of, forward, indices, indptr, r_room, flow, 
                     flow[arc] += amount
                 else:
                     flow[arc] -= amount
-                v = _tail_of(indptr, k)
+                v = parent[v]
             imbalance[source] += amount
             imbalance[target] -= amount
     return True
-
-
-@njit(cache=True, nogil=True)
-def _tail_of(indptr, k):
-    """The node whose CSR row holds entry ``k``."""
-    lo, hi = 0, indptr.size - 1
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if indptr[mid] <= k:
-            lo = mid
-        else:
-            hi = mid
-    return lo
 
 
 @njit(cache=True, nogil=True)

@@ -16,7 +16,6 @@ INLINED = {
     "matching.repair._heap_pop",
     "matching.repair._heap_push",
     "matching.repair._heap_up",
-    "matching.repair._tail_of",
 }
 
 PROBE = """
