@@ -40,8 +40,6 @@ from .flow import (
     Certificate,
     FlowResult,
     build_network,
-    reachable_from_source,
-    residual_arcs,
     solve_network,
 )
 from .repair import repair_flow
@@ -158,7 +156,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
     ref = np.full(enc.n_mentees, -1, np.int64)
     history: list[np.ndarray] = []  # mentor potentials of each re-check round
     every = cands  # every arc ever kept (returned), a superset of the flow network's arcs
-    repaired = None  # (network, flow) of this round when the last one's flow could be repaired
+    repaired = None  # (network, flow, its certificate) of this round when the last one's flow could be repaired
     prebuilt = None  # this round's network, built for a repair that gave up
     for round_no in range(MAX_ROUNDS):
         if repaired is None:
@@ -166,13 +164,14 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             prebuilt = None
             result = solve_network(network)
         else:
-            network, result = repaired
+            network, result, cert = repaired
         t = clock.add("solve", t)
         # Rows re-checked before are described by their bound, the others by their threshold.
         has_pruned = active & np.where(ref >= 0, np.isfinite(bound), cands.threshold >= 0)
         if not has_pruned.any():
             return _finish(enc, every, cands, network, result, active, capacity, floors, t)
-        cert = Certificate.of(network, result)
+        if repaired is None:
+            cert = Certificate.of(network, result)
         e_nodes = network.mentee_node(np.arange(enc.n_mentees))
         m_nodes = network.mentor_node(np.arange(enc.n_mentors))
         pi_e = cert.potential[e_nodes].astype(np.float64)
@@ -300,17 +299,18 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             flow[_positions(enc, cands, carried[0], carried[1])] = carried[2]
             flow[network.n_pairs :] = carried[3]
             flow = repair_flow(network, flow, cert.potential)
-            if flow is not None and enc.problem.program.objective == "coverage_first":
+            if flow is not None:
+                fixed = FlowResult(flow=flow, maximum_flow=result.maximum_flow)
+                next_cert = Certificate.of(network, fixed)  # the next round's, built once
                 # The repair keeps the flow's value; an arc across the old min cut may allow a
-                # larger one, and then only a fresh solve will do.
-                tail_r, head_r, _ = residual_arcs(network, flow)
-                if reachable_from_source(network.n_nodes, tail_r, head_r)[SINK]:
+                # larger one (coverage_first), and then only a fresh solve will do.
+                if enc.problem.program.objective == "coverage_first" and next_cert.reachable[SINK]:
                     flow = None
             log.debug("certify round %d: %d violated arcs %s", round_no, int(violated.sum()), "repaired" if flow is not None else "need a fresh solve")
             if flow is None:
                 prebuilt = network
             else:
-                repaired = network, FlowResult(flow=flow, maximum_flow=result.maximum_flow)
+                repaired = network, fixed, next_cert
         t = clock.add("solve", t)
     raise RuntimeError("pruning certificate did not converge")
 

@@ -117,7 +117,7 @@ class _Vocab:
         self.index: dict[str, int] = {}
 
     def __call__(self, name: str) -> int:
-        return self.codes([name])[0]
+        return self.index.setdefault(name, len(self.index))
 
     def codes(self, names: list[str]) -> list[int]:
         """Codes of the names, new names added (one loop, no call per name: goals and skills
