@@ -103,15 +103,21 @@ class FastScorer:
             wg, MAX_PROFICIENCY * e.goal_weight_sum.astype(np.float64),
             out=np.zeros(len(e)), where=e.goal_weight_sum > 0,
         )
-        goals = e.goal_points.tocsr()
+        goals = e.goal_points.tocsr().sorted_indices()
         self._goal_ptr, self._goal_skill = goals.indptr.astype(np.int64), goals.indices.astype(np.int64)
         self._goal_points = goals.data.astype(np.float64)
         by_skill = m.skill_levels.T.tocsr()  # skill -> the mentors who have it, and their level
         self._skill_ptr, self._skill_mentor = by_skill.indptr.astype(np.int64), by_skill.indices.astype(np.int64)
         self._skill_level = by_skill.data.astype(np.float64)
+        skills = m.skill_levels.tocsr().sorted_indices()  # mentor -> their skills, for exact_points
+        self._m_skill_ptr, self._m_skill = skills.indptr.astype(np.int64), skills.indices.astype(np.int64)
+        self._m_skill_level = skills.data.astype(np.float64)
+        # Sparse pairs by mentee row (CSR over the sorted keys), so a block visits only its rows'.
         banned = unique_keys(np.concatenate([enc.banned[label] for label in SPARSE_RULES]))
-        self.banned = (banned // enc.n_mentors, banned % enc.n_mentors)
-        self.preferred = (enc.preferred // enc.n_mentors, enc.preferred % enc.n_mentors)
+        self._banned_ptr, self._banned_mentor = _rows_index(banned, enc.n_mentees, enc.n_mentors)
+        self._preferred_ptr, self._preferred_mentor = _rows_index(
+            unique_keys(enc.preferred), enc.n_mentees, enc.n_mentors
+        )
         self.min_points = min_score_points(program)
         # raw >= min_raw  <=>  points >= min_points (minus the float32 margin: lenient).
         if self.min_points <= 0:
@@ -122,16 +128,6 @@ class FastScorer:
             self.min_raw = (self.min_points - 0.5 - POINTS_MARGIN) / self.to_points
         self._row_pos = np.full(enc.n_mentees, -1, np.int64)
         self._col_pos = np.full(enc.n_mentors, -1, np.int64)
-
-    def _sparse_hits(self, pairs: tuple[np.ndarray, np.ndarray]):
-        """(block row, block column) of the pairs inside the block that ``raw_block`` has
-        entered in ``_row_pos``/``_col_pos``, or None."""
-        if pairs[0].size == 0:
-            return None
-        r = self._row_pos[pairs[0]]
-        c = self._col_pos[pairs[1]]
-        hit = (r >= 0) & (c >= 0)
-        return (r[hit], c[hit]) if hit.any() else None
 
     def raw_block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """float32 raw scores (rows x cols), NEG where a hard rule removes the pair. The rows
@@ -149,13 +145,12 @@ class FastScorer:
             per_col, self._goal_ptr, self._goal_skill, self._goal_points, self.goal_scale[rows], rows,
             self._skill_ptr, self._skill_mentor, self._skill_level, self._col_pos, raw,
         )
-        hits = self._sparse_hits(self.preferred)
-        if hits is not None:
-            r, c = hits
-            raw[r, c] = np.minimum(np.float32(self.total), raw[r, c] + np.float32(PREFERRED_BONUS * self.total))
-        hits = self._sparse_hits(self.banned)
-        if hits is not None:
-            raw[hits] = NEG
+        if self._preferred_mentor.size:
+            _lift_pairs(
+                raw, rows, self._preferred_ptr, self._preferred_mentor, self._col_pos,
+                np.float32(PREFERRED_BONUS * self.total), np.float32(self.total),
+            )
+        _ban_pairs(raw, rows, self._banned_ptr, self._banned_mentor, self._col_pos, NEG)
         self._row_pos[rows] = -1
         self._col_pos[cols] = -1
         raw[raw < self.min_raw] = NEG
@@ -190,9 +185,11 @@ class FastScorer:
         e, m = enc.mentees, enc.mentors
         if e_idx.size == 0:
             return np.zeros(0, np.int64)
-        numer = np.asarray(
-            e.goal_points[e_idx].multiply(m.skill_levels[m_idx]).sum(axis=1)
-        ).ravel()
+        numer = np.empty(e_idx.size, np.float64)
+        _goal_numerators(
+            self._goal_ptr, self._goal_skill, self._goal_points, self._m_skill_ptr, self._m_skill,
+            self._m_skill_level, e_idx.astype(np.int64, copy=False), m_idx.astype(np.int64, copy=False), numer,
+        )
         den = MAX_PROFICIENCY * e.goal_weight_sum[e_idx].astype(np.float64)
         goals = np.divide(numer, den, out=np.zeros(e_idx.size), where=den > 0)
         seconds = enc.overlap_seconds[e.tz_group[e_idx], m.tz_group[m_idx]]
@@ -204,6 +201,33 @@ class FastScorer:
             self.program, goals, seconds, m.level[m_idx], e.level[e_idx], cross, preferred
         ).astype(np.int64)
         return np.where(points >= self.min_points, points, -1)
+
+
+def _rows_index(keys: np.ndarray, n_mentees: int, n_mentors: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row pointers, mentors) of sorted pair keys ``mentee * n_mentors + mentor``."""
+    ptr = np.searchsorted(keys // n_mentors, np.arange(n_mentees + 1)).astype(np.int64)
+    return ptr, (keys % n_mentors).astype(np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _ban_pairs(raw, rows, ptr, mentor, col_pos, neg):
+    """``raw[i, j] = neg`` for the listed pairs inside the block (``col_pos``: column or -1)."""
+    for i in range(rows.size):
+        for k in range(ptr[rows[i]], ptr[rows[i] + 1]):
+            j = col_pos[mentor[k]]
+            if j >= 0:
+                raw[i, j] = neg
+
+
+@njit(cache=True, nogil=True)
+def _lift_pairs(raw, rows, ptr, mentor, col_pos, bonus, cap):
+    """The preferred bonus on the listed pairs inside the block, capped (float32, as the
+    scalar's ``min(1, score + bonus)`` before dividing by the weight total)."""
+    for i in range(rows.size):
+        for k in range(ptr[rows[i]], ptr[rows[i] + 1]):
+            j = col_pos[mentor[k]]
+            if j >= 0:
+                raw[i, j] = min(cap, raw[i, j] + bonus)
 
 
 @njit(cache=True, nogil=True)
@@ -244,3 +268,24 @@ def _dense_raw(
             raw[i, j] += np.float32(acc[j] * scale)
             acc[j] = 0.0
             seen[j] = False
+
+
+@njit(cache=True, nogil=True)
+def _goal_numerators(goal_ptr, goal_skill, goal_points, skill_ptr, skill, skill_level, e_idx, m_idx, out):
+    """``out[k]`` = sum of priority weight x proficiency over the goals of mentee ``e_idx[k]``
+    that mentor ``m_idx[k]`` has: a merge of the two sorted skill lists. The terms are small
+    integers, so the float64 sum is exact (the scalar formula's value, whatever the order)."""
+    for k in range(e_idx.size):
+        g, g_end = goal_ptr[e_idx[k]], goal_ptr[e_idx[k] + 1]
+        s, s_end = skill_ptr[m_idx[k]], skill_ptr[m_idx[k] + 1]
+        total = 0.0
+        while g < g_end and s < s_end:
+            if goal_skill[g] < skill[s]:
+                g += 1
+            elif goal_skill[g] > skill[s]:
+                s += 1
+            else:
+                total += goal_points[g] * skill_level[s]
+                g += 1
+                s += 1
+        out[k] = total

@@ -1,11 +1,14 @@
 """Score formulas: hand values, bounds, and the vectorised block equal to the scalar reference."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from matching import Program, Rules, Weights
 from matching.check import PairJudge
 from matching.encode import encode
+from matching.fastscore import POINTS_MARGIN, FastScorer
 from matching.rules import BlockEvaluator
 from matching.scoring import combine, seniority_fit, to_points
 
@@ -51,6 +54,50 @@ def test_vectorised_scores_equal_scalar_reference(relationship):
         score, comps, _ = judge.score(mentor, mentee)
         assert all(0.0 <= v <= 1.0 for v in comps.values())
         assert points[e, m] == to_points(score)
+
+
+@pytest.mark.parametrize("relationship", ["traditional", "reverse"])
+def test_fast_path_equals_exact_evaluator(relationship):
+    """The pruned path's float32 ranking keeps exactly the eligible pairs, and ``exact_points``
+    gives every pair the exact evaluator's points (goal fit and preferred bonus included), over
+    whole blocks; blocked, repeated and chain pairs are removed on both paths."""
+    base = synthetic_problem(300, 150, 5)
+    mentees = [e.person_id for e in base.enrollments if e.role == "mentee"]
+    mentors = [e.person_id for e in base.enrollments if e.role == "mentor"]
+    rng = np.random.default_rng(3)
+    enrollments = tuple(
+        dataclasses.replace(
+            e,
+            preferred=frozenset(rng.choice(mentors, 6).tolist()),
+            blocked=frozenset(rng.choice(mentors, 3).tolist()),
+        ) if e.role == "mentee" and k % 3 == 0 else e
+        for k, e in enumerate(base.enrollments)
+    )
+    some_pairs = lambda count: tuple(zip(rng.choice(mentors, count).tolist(), rng.choice(mentees, count).tolist()))
+    prob = dataclasses.replace(
+        base,
+        program=Program(relationship=relationship, rules=Rules(min_overlap_hours=1)),
+        enrollments=enrollments,
+        blocks=some_pairs(200),
+        past_pairs=frozenset(some_pairs(200)),
+    )
+    enc = encode(prob)
+    scorer = FastScorer(enc)
+    evaluator = BlockEvaluator(enc)
+    rows, cols = np.arange(enc.n_mentees), np.arange(enc.n_mentors)
+    compared = 0
+    for level in np.unique(enc.mentees.level):
+        block = rows[enc.mentees.level == level]
+        exact, _ = evaluator.evaluate(block, cols)
+        raw = scorer.raw_block(block, cols)
+        assert np.array_equal(scorer.eligible(raw), exact >= 0)
+        r, c = np.nonzero(exact >= 0)
+        assert np.array_equal(scorer.exact_points(block[r], cols[c]), exact[r, c])
+        # The float32 ranking score is the exact one before rounding, within the bounds' margin.
+        assert np.all(np.abs(raw[r, c] * scorer.to_points - exact[r, c]) <= 0.5 + POINTS_MARGIN)
+        assert np.all(scorer.points_upper_bound(raw[r, c]) >= exact[r, c])
+        compared += r.size
+    assert compared > 1000
 
 
 def test_goal_fit_by_priority_and_proficiency():
