@@ -106,7 +106,7 @@ def _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m
     near_r = np.empty(raw.size, np.int32)
     near_c = np.empty(raw.size, np.int32)
     best = np.empty(rows.size, np.float64)
-    n_near = _screen_block(
+    n_near = screen_block(
         raw, present, np.float32(ELIGIBLE), scorer.to_points, col_value, row_limit, in_s_row, ~in_s_col,
         near_r, near_c, best,
     )
@@ -341,7 +341,7 @@ def _positions(enc: Encoded, cands: Candidates, mentee: np.ndarray, mentor: np.n
 
 
 @njit(cache=True, nogil=True)
-def _screen_block(raw, present, floor, to_points, col_value, row_limit, cut_row, cut_col, near_r, near_c, best):
+def screen_block(raw, present, floor, to_points, col_value, row_limit, cut_row, cut_col, near_r, near_c, best):
     """One pass of ``_screen`` over a block: lists the pruned pairs (eligible, not present) that
     are near (value above the row's limit, or crossing the cut) and sets ``best[i]`` to the
     largest value among row i's other pruned pairs (-inf if none). Returns how many are near."""

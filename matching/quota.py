@@ -44,8 +44,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .candidates import Candidates, level_blocks, present_mask
-from .certify import VALUE_SLACK
-from .fastscore import POINTS_MARGIN, FastScorer
+from .certify import VALUE_SLACK, screen_block
+from .fastscore import ELIGIBLE, POINTS_MARGIN, FastScorer
 from .flow import PRIORITY_CAP, FlowResult, Network, build_network, flow_potentials, solve_network
 from .scoring import SCORE_SCALE
 
@@ -259,18 +259,21 @@ def _pruned_excess(enc, scorer: FastScorer, active, run: _Relaxed, scale: int) -
     for rows, cols in level_blocks(enc, np.flatnonzero(active)):
         raw = scorer.raw_block(rows, cols)
         # scale * (raw * to_points + 0.5 + margin) + gain > 1000 + pi(e) - pi(m), divided by
-        # scale and taken relative to the block's largest mentor potential (small floats).
+        # scale and taken relative to the block's largest mentor potential (small floats):
+        # certify's compiled screen lists those pairs (no cut condition here).
         base = int(pi_m[cols].max())
-        value = raw.astype(np.float64)
-        value *= scorer.to_points
-        value += (pi_m[cols] - base) / scale
+        col_value = (pi_m[cols] - base) / scale
         limit = (SCORE_SCALE + pi_e[rows] - base - run.gain) / scale - 0.5 - POINTS_MARGIN - VALUE_SLACK
-        hot = value > limit[:, None]
-        hot &= scorer.eligible(raw)
-        hot &= ~present_mask(run.arcs, rows, cols, enc.n_mentors)
-        r, c = np.nonzero(hot)
-        if r.size == 0:
+        present = present_mask(run.arcs, rows, cols, enc.n_mentors)
+        no_cut_r, no_cut_c = np.zeros(rows.size, np.bool_), np.zeros(cols.size, np.bool_)
+        hot_r, hot_c = np.empty(raw.size, np.int32), np.empty(raw.size, np.int32)
+        n_hot = screen_block(
+            raw, present, np.float32(ELIGIBLE), scorer.to_points, col_value, limit.astype(np.float64),
+            no_cut_r, no_cut_c, hot_r, hot_c, np.empty(rows.size, np.float64),
+        )
+        if n_hot == 0:
             continue
+        r, c = hot_r[:n_hot].astype(np.int64), hot_c[:n_hot].astype(np.int64)
         e, m = rows[r], cols[c]
         points = scorer.exact_points(e, m)
         shifted = scale * points + np.where(scorer.cross_functional(e, m), run.gain, -run.loss)
