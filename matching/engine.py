@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
+from typing import Literal
 
 import numpy as np
 
@@ -74,8 +75,10 @@ def _validate_pins(problem: Problem, enc: Encoded) -> list[tuple[str, str]]:
     return pins
 
 
-def solve(problem: Problem, top_k: int | None = cand_mod.DEFAULT_TOP_K) -> Solution:
-    """Optimal matching for the problem (see the package docstring). ``top_k=None`` disables pruning."""
+def solve(problem: Problem, top_k: int | None | Literal["auto"] = "auto") -> Solution:
+    """Optimal matching for the problem (see the package docstring). ``top_k``: mentors kept
+    per mentee before the certificate ("auto": ``candidates.default_top_k``); None disables
+    pruning. The result is the same optimum whatever it is; only the time changes."""
     clock = _Clock()
     t = t_start = time.perf_counter()
     enc = encode(problem)
@@ -85,6 +88,8 @@ def solve(problem: Problem, top_k: int | None = cand_mod.DEFAULT_TOP_K) -> Solut
         cands = build_candidates(enc)
     else:
         scorer = FastScorer(enc)
+        if top_k == "auto":
+            top_k = cand_mod.default_top_k(enc.n_mentees)
         # Mentor side twice as deep: capacity is tight, so the first prices are set by the
         # competition for mentors (fewer violated arcs in the first certificate round).
         cands = build_candidates_fast(enc, scorer, top_k, mentor_k=2 * top_k)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scipy.sparse.csgraph import bellman_ford
 
 from matching import Problem, Program, Rules, check, solve
-from matching.candidates import build_candidates_fast
+from matching.candidates import build_candidates_fast, default_top_k
 from matching.encode import encode
 from matching.fastscore import FastScorer
 from matching.flow import SINK, build_network, potentials, residual_arcs, sink_potentials, solve_network
@@ -63,6 +63,10 @@ def test_tiny_top_k_is_certified_to_the_unpruned_optimum(n_mentees, ratio, seed,
     assert pruned.solver.status == "optimal"
     assert pruned.solver.objective == full.solver.objective
     assert pruned.stats["matched_mentees"] == full.stats["matched_mentees"]
+
+
+def test_default_top_k_grows_with_the_organisation_past_20k_mentees():
+    assert [default_top_k(n) for n in (10, 5_000, 20_000, 50_000, 100_000, 400_000)] == [16, 16, 16, 25, 36, 72]
 
 
 @pytest.mark.parametrize("objective", ["coverage_first", "score_first"])
