@@ -58,8 +58,8 @@ def repair_flow(network: Network, flow: np.ndarray, potential: np.ndarray) -> np
     reduced = network.cost + pi[network.tail] - pi[network.head]
     # Lift each violated arc's tail by its largest violation first: a mentee with several
     # violated arcs then gives one unit of imbalance (its own unit, re-routed from scratch)
-    # instead of one per arc, each needing its own search (100k x 50k: 1604 violated arcs over
-    # a few hundred mentees took the searches past the work limit).
+    # instead of one per arc, each needing its own search (20k x 10k round 0: 45557 violated
+    # arcs over 4030 mentees, 4.2 s -> 0.98 s).
     violated = (reduced < 0) & (flow < network.capacity)
     if violated.any():
         lift = np.zeros(n, np.int64)
