@@ -268,7 +268,7 @@ def _pruned_excess(enc, scorer: FastScorer, active, run: _Relaxed, scale: int) -
         no_cut_r, no_cut_c = np.zeros(rows.size, np.bool_), np.zeros(cols.size, np.bool_)
         hot_r, hot_c = np.empty(raw.size, np.int32), np.empty(raw.size, np.int32)
         n_hot = screen_block(
-            raw, present, np.float32(ELIGIBLE), scorer.to_points, col_value, limit.astype(np.float64),
+            raw, present, np.float32(ELIGIBLE), scorer.to_points, col_value, limit,
             no_cut_r, no_cut_c, hot_r, hot_c, np.empty(rows.size, np.float64),
         )
         if n_hot == 0:

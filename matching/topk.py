@@ -9,8 +9,8 @@ values, left alone.
 Ties: a value equal to a heap's least entry does not enter it, so of equal values the one seen
 first stays -- the block's order, which ``encode`` makes independent of the input order.
 
-Compiled on first use and cached next to this file (``cache=True``); ``warm_up`` compiles
-ahead of a timed call.
+Compiled on first use and cached next to this file (``cache=True``); ``matching.warm_up``
+compiles it ahead of the first round.
 """
 
 from __future__ import annotations
@@ -113,13 +113,3 @@ def block_top(raw, rows, cols, floor, top_k, out_row, out_col, cut, col_values, 
             out_col[n_out] = cols[heap_j[h]]
             n_out += 1
     return n_out
-
-
-def warm_up() -> None:
-    """Compile (or load from the cache) before a timed call."""
-    raw = np.zeros((2, 3), np.float32)
-    ids = np.arange(3, dtype=np.int64)
-    block_top(
-        raw, ids[:2], ids, np.float32(-1.0), 1, np.empty(6, np.int64), np.empty(6, np.int64),
-        np.empty(2, np.float32), np.zeros((3, 2), np.float32), np.zeros((3, 2), np.int64), np.zeros(3, np.int64),
-    )
