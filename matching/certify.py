@@ -32,8 +32,10 @@ import logging
 import numpy as np
 from numba import njit
 
+from .auction import AuctionState, approximate_round
 from .candidates import Candidates, level_blocks, mentor_columns, merge, present_mask
 from .encode import Encoded, unique_keys
+from .parallel import parts, run_parts
 from .fastscore import ELIGIBLE, POINTS_MARGIN, FastScorer
 from .flow import (
     SINK,
@@ -63,6 +65,13 @@ ADD_PER_ROW = 128
 # Arcs with a reduced cost at least this large and no flow leave the flow network once their
 # row has a bound (smaller, faster flows in the later rounds).
 DROP_MARGIN = 30
+# After an auction-priced round the exact solve gets only the arcs within this margin of tight
+# under the auction's prices (the rest enter the row bounds): 20k x 10k, 209k arcs instead of
+# 272k at 30, for the same later rounds; at 10, 149k arcs but 7x the violated arcs to repair.
+APPROXIMATE_DROP_MARGIN = 20
+# Auction-priced rounds before the first exact solve, at most (each adds the arcs its prices
+# call for; they stop once a round finds no more violated arcs than a repair takes).
+MAX_APPROXIMATE_ROUNDS = 6
 # Fresh rows skip mentors where even the row's threshold stays this far (plus NEAR_MARGIN)
 # from a negative reduced cost, leaving room for the next round's price moves.
 FRESH_ROOM = 30
@@ -103,14 +112,7 @@ def _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m
     row_limit = (SCORE_SCALE - NEAR_MARGIN - base + pot_e).astype(np.float64)
     in_s_row = cert.reachable[e_nodes[rows]]
     in_s_col = cert.reachable[m_nodes[cols]]
-    near_r = np.empty(raw.size, np.int32)
-    near_c = np.empty(raw.size, np.int32)
-    best = np.empty(rows.size, np.float64)
-    n_near = screen_block(
-        raw, present, np.float32(ELIGIBLE), scorer.to_points, col_value, row_limit, in_s_row, ~in_s_col,
-        near_r, near_c, best,
-    )
-    r, c = near_r[:n_near].astype(np.int64), near_c[:n_near].astype(np.int64)
+    r, c, best = screen_block(raw, present, scorer.to_points, col_value, row_limit, in_s_row, ~in_s_col)
     points = scorer.exact_points(rows[r], cols[c])  # -1: below min_score
     slack = SCORE_SCALE + pot_e[r] - pot_m[c]
     crossing = in_s_row[r] & ~in_s_col[c]
@@ -158,19 +160,32 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
     every = cands  # every arc ever kept (returned), a superset of the flow network's arcs
     repaired = None  # (network, flow, its certificate) of this round when the last one's flow could be repaired
     prebuilt = None  # this round's network, built for a repair that gave up
+    # Rounds before the first exact solve are priced by an auction (auction.py): their
+    # potentials only choose the arcs to add. They go on while a round adds more violated arcs
+    # than a repair would take; then the exact solve, on arcs the auction's prices already
+    # found. Department floors need nodes of their own, which the auction does not model.
+    auction = AuctionState.empty(enc.n_mentees, capacity) if floors is None and MAX_APPROXIMATE_ROUNDS else None
+    approximate = auction is not None
     for round_no in range(MAX_ROUNDS):
-        if repaired is None:
+        if approximate:
+            network = build_network(enc, cands, active, capacity, floors)
+            result, cert = approximate_round(auction, network, cands, active, enc.n_mentors)
+        elif repaired is None:
             network = prebuilt if prebuilt is not None else build_network(enc, cands, active, capacity, floors)
             prebuilt = None
             result = solve_network(network)
         else:
             network, result, cert = repaired
         t = clock.add("solve", t)
+        log.debug("certify round %d: %s on %d arcs", round_no, "auction" if approximate else "flow", network.n_pairs)
         # Rows re-checked before are described by their bound, the others by their threshold.
         has_pruned = active & np.where(ref >= 0, np.isfinite(bound), cands.threshold >= 0)
         if not has_pruned.any():
+            if approximate:
+                approximate = False  # nothing pruned: the exact solve next
+                continue
             return _finish(enc, every, cands, network, result, active, capacity, floors, t)
-        if repaired is None:
+        if not approximate and repaired is None:
             cert = Certificate.of(network, result)
         e_nodes = network.mentee_node(np.arange(enc.n_mentees))
         m_nodes = network.mentor_node(np.arange(enc.n_mentors))
@@ -269,6 +284,9 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         t = clock.add("pruning", t)
         added_e = np.concatenate(add_e) if add_e else np.zeros(0, np.int64)
         if added_e.size == 0:
+            if approximate:
+                approximate = False  # nothing to add: the exact solve next
+                continue
             return _finish(enc, every, cands, network, result, active, capacity, floors, t)
         added_m = np.concatenate(add_m)
         keys = unique_keys(added_e * enc.n_mentors + added_m)
@@ -278,7 +296,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         tail, head = e_nodes[e_new], m_nodes[m_new]
         violated = keep & cert.arc_improves(tail, head, SCORE_SCALE - points)
         log.debug("certify round %d: adding %d arcs, %d violated", round_no, int(keep.sum()), int(violated.sum()))
-        if not violated.any():
+        if not violated.any() and not approximate:
             # Every pruned pair passed this round's screen and the queued ones are merely near
             # (reduced cost >= 0, not crossing the cut): the potentials and the cut certify the
             # flow as it is, no need to add them and solve again.
@@ -287,11 +305,14 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         used = np.flatnonzero(result.flow[: network.n_pairs] > 0)
         carried = cands.mentee[used], cands.mentor[used], result.flow[used], result.flow[network.n_pairs :]
         if rebased:
-            cands = _drop_far_arcs(enc, cands, network, result, cert, ref, bound, history, e_nodes, m_nodes, round_no)
+            margin = APPROXIMATE_DROP_MARGIN if approximate else DROP_MARGIN
+            cands = _drop_far_arcs(enc, cands, network, result, cert, ref, bound, history, e_nodes, m_nodes, round_no, margin)
         cands = merge(enc, cands, e_new[keep], m_new[keep], points[keep])
         every = merge(enc, every, e_new[keep], m_new[keep], points[keep])
         repaired = None
-        if int(violated.sum()) <= REPAIR_LIMIT:
+        if approximate:
+            approximate = int(violated.sum()) > REPAIR_LIMIT and round_no + 1 < MAX_APPROXIMATE_ROUNDS
+        elif int(violated.sum()) <= REPAIR_LIMIT:
             # A few violated arcs: repair the optimum instead of a fresh solve
             # (matching/repair.py); dropped arcs carried no flow.
             network = build_network(enc, cands, active, capacity, floors)
@@ -315,7 +336,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
     raise RuntimeError("pruning certificate did not converge")
 
 
-def _drop_far_arcs(enc, cands, network, result, cert, ref, bound, history, e_nodes, m_nodes, round_no) -> Candidates:
+def _drop_far_arcs(enc, cands, network, result, cert, ref, bound, history, e_nodes, m_nodes, round_no, margin) -> Candidates:
     """Arcs of rows just given a bound, far from tight and without flow, leave the flow network
     (they enter the row bound, so later screens treat them as pruned). A function of its own so
     that its arc-sized temporaries are freed before the next solve (100k: ~150 MB)."""
@@ -323,7 +344,7 @@ def _drop_far_arcs(enc, cands, network, result, cert, ref, bound, history, e_nod
     tail_c, head_c = e_nodes[cands.mentee], m_nodes[cands.mentor]
     reduced = SCORE_SCALE - cands.points + cert.potential[tail_c] - cert.potential[head_c]
     drop = (
-        fresh_ref & (reduced >= DROP_MARGIN) & (result.flow[: network.n_pairs] == 0)
+        fresh_ref & (reduced >= margin) & (result.flow[: network.n_pairs] == 0)
         & ~(cert.reachable[tail_c] & ~cert.reachable[head_c])
     )
     log.debug("certify round %d: %d arcs leave the flow network", round_no, int(drop.sum()))
@@ -340,11 +361,30 @@ def _positions(enc: Encoded, cands: Candidates, mentee: np.ndarray, mentor: np.n
     return np.searchsorted(keys, mentee * enc.n_mentors + mentor)
 
 
+def screen_block(raw, present, to_points, col_value, row_limit, cut_row, cut_col):
+    """``_screen``'s pass over a block: (rows, columns) of the pruned pairs (eligible, not
+    present) that are near (value above the row's limit, or crossing the cut), in row order,
+    and per row the largest value among its other pruned pairs (-inf if none). Parts of the
+    rows run on every core (``parallel``)."""
+    n_r, n_c = raw.shape
+    best = np.empty(n_r, np.float64)
+
+    def part(lo: int, hi: int):
+        near_r = np.empty((hi - lo) * n_c, np.int32)
+        near_c = np.empty((hi - lo) * n_c, np.int32)
+        n_near = _screen_rows(
+            raw[lo:hi], present[lo:hi], np.float32(ELIGIBLE), to_points, col_value, row_limit[lo:hi],
+            cut_row[lo:hi], cut_col, near_r, near_c, best[lo:hi],
+        )
+        return near_r[:n_near].astype(np.int64) + lo, near_c[:n_near].astype(np.int64)
+
+    found = run_parts(part, parts(n_r, n_c))
+    return np.concatenate([r for r, _ in found]), np.concatenate([c for _, c in found]), best
+
+
 @njit(cache=True, nogil=True)
-def screen_block(raw, present, floor, to_points, col_value, row_limit, cut_row, cut_col, near_r, near_c, best):
-    """One pass of ``_screen`` over a block: lists the pruned pairs (eligible, not present) that
-    are near (value above the row's limit, or crossing the cut) and sets ``best[i]`` to the
-    largest value among row i's other pruned pairs (-inf if none). Returns how many are near."""
+def _screen_rows(raw, present, floor, to_points, col_value, row_limit, cut_row, cut_col, near_r, near_c, best):
+    """``screen_block`` over some rows; returns how many pairs it listed as near."""
     n_r, n_c = raw.shape
     n_near = 0
     for i in range(n_r):

@@ -139,7 +139,7 @@ def warm_up() -> float:
     from dataclasses import replace
     from datetime import date
 
-    from .problem import Program
+    from .problem import Program, Rules
     from .synthetic import synthetic_organisation
 
     started = time.perf_counter()
@@ -150,7 +150,9 @@ def warm_up() -> float:
     enrollments = (
         enrollments[:mentee] + (replace(enrollments[mentee], preferred=frozenset({mentor})),) + enrollments[mentee + 1 :]
     )
-    solve(Problem(program=Program(), people=people, enrollments=enrollments, round_date=date(2025, 3, 12)), top_k=2)
+    # A minimum score, so that the kernel dropping the pairs below it is compiled too.
+    program = Program(rules=Rules(min_score=0.01))
+    solve(Problem(program=program, people=people, enrollments=enrollments, round_date=date(2025, 3, 12)), top_k=2)
     return time.perf_counter() - started
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from numba import njit
 
 from .encode import Encoded, unique_keys
+from .parallel import parts, run_parts
 from .rules import SPARSE_RULES, level_ok
 from .scoring import (
     MAX_PROFICIENCY,
@@ -126,34 +127,37 @@ class FastScorer:
             self.min_raw = np.inf  # every score is 0
         else:
             self.min_raw = (self.min_points - 0.5 - POINTS_MARGIN) / self.to_points
-        self._row_pos = np.full(enc.n_mentees, -1, np.int64)
-        self._col_pos = np.full(enc.n_mentors, -1, np.int64)
 
     def raw_block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """float32 raw scores (rows x cols), NEG where a hard rule removes the pair. The rows
-        share one level (``candidates.level_blocks``)."""
+        share one level (``candidates.level_blocks``). Parts of the rows run on every core
+        (``parallel``); each row's scores depend on that row alone."""
         enc = self.enc
         e, m = enc.mentees, enc.mentors
         e_level = float(e.level[rows[0]])
         m_level = m.level[cols].astype(np.float64)
         per_col = np.where(level_ok(enc, e_level, m_level), self._seniority(m_level, e_level), NEG).astype(np.float32)
         raw = np.empty((rows.size, cols.size), np.float32)
-        self._row_pos[rows] = np.arange(rows.size)
-        self._col_pos[cols] = np.arange(cols.size)
-        _dense_raw(
-            self.contact, self.group_e[rows], self.group_m[cols], self.dept, self.dept_e[rows], self.dept_m[cols],
-            per_col, self._goal_ptr, self._goal_skill, self._goal_points, self.goal_scale[rows], rows,
-            self._skill_ptr, self._skill_mentor, self._skill_level, self._col_pos, raw,
-        )
-        if self._preferred_mentor.size:
-            _lift_pairs(
-                raw, rows, self._preferred_ptr, self._preferred_mentor, self._col_pos,
-                np.float32(PREFERRED_BONUS * self.total), np.float32(self.total),
+        col_pos = np.full(enc.n_mentors, -1, np.int64)  # per call: calls may run in several threads
+        col_pos[cols] = np.arange(cols.size)
+        group_m, dept_m = self.group_m[cols], self.dept_m[cols]
+        group_e, dept_e, goal_scale = self.group_e[rows], self.dept_e[rows], self.goal_scale[rows]
+        bonus, cap, floor = np.float32(PREFERRED_BONUS * self.total), np.float32(self.total), np.float64(self.min_raw)
+
+        def part(lo: int, hi: int) -> None:
+            out, ids = raw[lo:hi], rows[lo:hi]
+            _dense_raw(
+                self.contact, group_e[lo:hi], group_m, self.dept, dept_e[lo:hi], dept_m, per_col, self._goal_ptr,
+                self._goal_skill, self._goal_points, goal_scale[lo:hi], ids, self._skill_ptr, self._skill_mentor,
+                self._skill_level, col_pos, out,
             )
-        _ban_pairs(raw, rows, self._banned_ptr, self._banned_mentor, self._col_pos, NEG)
-        self._row_pos[rows] = -1
-        self._col_pos[cols] = -1
-        raw[raw < self.min_raw] = NEG
+            if self._preferred_mentor.size:
+                _lift_pairs(out, ids, self._preferred_ptr, self._preferred_mentor, col_pos, bonus, cap)
+            _ban_pairs(out, ids, self._banned_ptr, self._banned_mentor, col_pos, NEG)
+            if self.min_raw > -np.inf:
+                _floor_below(out, floor, NEG)
+
+        run_parts(part, parts(rows.size, cols.size))
         return raw
 
     def _seniority(self, m_level, e_level):
@@ -207,6 +211,16 @@ def _rows_index(keys: np.ndarray, n_mentees: int, n_mentors: int) -> tuple[np.nd
     """(row pointers, mentors) of sorted pair keys ``mentee * n_mentors + mentor``."""
     ptr = np.searchsorted(keys // n_mentors, np.arange(n_mentees + 1)).astype(np.int64)
     return ptr, (keys % n_mentors).astype(np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _floor_below(raw, floor, neg):
+    """``raw[raw < floor] = neg`` (compared in float64, as NumPy does) without a block-sized mask."""
+    n_r, n_c = raw.shape
+    for i in range(n_r):
+        for j in range(n_c):
+            if np.float64(raw[i, j]) < floor:
+                raw[i, j] = neg
 
 
 @njit(cache=True, nogil=True)

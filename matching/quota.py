@@ -266,14 +266,9 @@ def _pruned_excess(enc, scorer: FastScorer, active, run: _Relaxed, scale: int) -
         limit = (SCORE_SCALE + pi_e[rows] - base - run.gain) / scale - 0.5 - POINTS_MARGIN - VALUE_SLACK
         present = present_mask(run.arcs, rows, cols, enc.n_mentors)
         no_cut_r, no_cut_c = np.zeros(rows.size, np.bool_), np.zeros(cols.size, np.bool_)
-        hot_r, hot_c = np.empty(raw.size, np.int32), np.empty(raw.size, np.int32)
-        n_hot = screen_block(
-            raw, present, np.float32(ELIGIBLE), scorer.to_points, col_value, limit,
-            no_cut_r, no_cut_c, hot_r, hot_c, np.empty(rows.size, np.float64),
-        )
-        if n_hot == 0:
+        r, c, _ = screen_block(raw, present, scorer.to_points, col_value, limit, no_cut_r, no_cut_c)
+        if r.size == 0:
             continue
-        r, c = hot_r[:n_hot].astype(np.int64), hot_c[:n_hot].astype(np.int64)
         e, m = rows[r], cols[c]
         points = scorer.exact_points(e, m)
         shifted = scale * points + np.where(scorer.cross_functional(e, m), run.gain, -run.loss)

@@ -1,10 +1,10 @@
 """Compiled top-k selection over a dense block of raw scores (numba).
 
-One pass over the block keeps, with small min-heaps, each row's best ``k + 1`` eligible
-entries and each column's best ``mentor_k`` entries seen in any block so far. ``np.argpartition``
-did the same in two passes (the column side on a transposed copy) and took most of the
-candidate build's time: a heap entry is compared with the new value and, for almost all
-values, left alone.
+Small min-heaps keep each row's best ``k + 1`` eligible entries and each column's best
+``mentor_k`` entries seen in any block so far: a heap entry is compared with the new value and,
+for almost all values, left alone (``np.argpartition`` did the same and took most of the
+candidate build's time). The row side runs over parts of the rows, the column side over parts
+of the columns, each part on its own core (``parallel``).
 
 Ties: a value equal to a heap's least entry does not enter it, so of equal values the one seen
 first stays -- the block's order, which ``encode`` makes independent of the input order.
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from .parallel import parts, run_parts
 
 
 @njit(cache=True, nogil=True)
@@ -49,35 +51,50 @@ def _push(values, slots, start, size, value, slot):
     values[start + at], slots[start + at] = value, slot
 
 
-@njit(cache=True, nogil=True)
-def block_top(raw, rows, cols, floor, top_k, out_row, out_col, cut, col_values, col_rows, col_size):
+def block_top(raw, rows, cols, floor, top_k, out_row, out_col, cut, col_values, col_rows, col_size) -> int:
     """Select from ``raw`` (float32, rows x cols) the entries above ``floor``.
 
     Row side: each row's best ``top_k`` entries go to ``out_row``/``out_col`` (as the block's
-    row ids and column ids); ``cut[i]`` is the row's next best value (the best one left out),
-    or ``-inf`` when the row has at most ``top_k`` entries above ``floor``. Returns the number
-    of entries written.
+    row ids and column ids, rows in order); ``cut[i]`` is the row's next best value (the best
+    one left out), or ``-inf`` when the row has at most ``top_k`` entries above ``floor``.
+    Returns the number of entries written.
 
     Column side: ``col_values``/``col_rows`` (n_columns x mentor_k, ``col_size`` filled, a
     min-heap per column) keep each column's best entries over every block passed so far.
+
+    Parts of the rows, then parts of the columns, run on every core (``parallel``): a row's
+    entries depend on that row alone, and a column's heap sees the rows in order whatever the
+    split, so the result is the same as one pass.
     """
     n_r, n_c = raw.shape
+
+    def row_part(lo: int, hi: int) -> int:
+        return _rows_top(raw[lo:hi], rows[lo:hi], cols, floor, top_k, out_row[lo * top_k :], out_col[lo * top_k :], cut[lo:hi])
+
+    counts = run_parts(row_part, parts(n_r, n_c))
+    n_out = 0
+    for (lo, _), count in zip(parts(n_r, n_c), counts):
+        if lo * top_k != n_out:
+            out_row[n_out : n_out + count] = out_row[lo * top_k : lo * top_k + count]
+            out_col[n_out : n_out + count] = out_col[lo * top_k : lo * top_k + count]
+        n_out += count
+    run_parts(
+        lambda lo, hi: _columns_top(raw, rows, cols, lo, hi, floor, col_values, col_rows, col_size), parts(n_c, n_r)
+    )
+    return n_out
+
+
+@njit(cache=True, nogil=True)
+def _rows_top(raw, rows, cols, floor, top_k, out_row, out_col, cut):
+    """The row side of ``block_top`` for these rows; returns the number of entries written."""
+    n_r, n_c = raw.shape
     width = top_k + 1
-    mentor_k = col_values.shape[1]
     heap_v = np.empty(width, np.float32)
     heap_j = np.empty(width, np.int64)
-    col_v = col_values.reshape(-1)
-    col_r = col_rows.reshape(-1)
-    # What a value must exceed to enter column j's heap (a contiguous copy for the inner loop).
-    col_floor = np.empty(n_c, np.float32)
-    for j in range(n_c):
-        col = cols[j]
-        col_floor[j] = col_v[col * mentor_k] if col_size[col] == mentor_k else floor
     n_out = 0
     for i in range(n_r):
         size = 0
         row_floor = floor
-        row_id = rows[i]
         for j in range(n_c):
             value = raw[i, j]
             if value > row_floor:
@@ -90,7 +107,35 @@ def block_top(raw, rows, cols, floor, top_k, out_row, out_col, cut, col_values, 
                     heap_v[0], heap_j[0] = value, j
                     _sift_down(heap_v, heap_j, 0, size, 0)
                     row_floor = heap_v[0]
-            if value > col_floor[j]:
+        first = 0
+        cut[i] = -np.inf
+        if size == width:
+            cut[i] = heap_v[0]  # the least of top_k + 1: the best entry left out
+            first = 1
+        for h in range(first, size):
+            out_row[n_out] = rows[i]
+            out_col[n_out] = cols[heap_j[h]]
+            n_out += 1
+    return n_out
+
+
+@njit(cache=True, nogil=True)
+def _columns_top(raw, rows, cols, lo, hi, floor, col_values, col_rows, col_size):
+    """The column side of ``block_top`` for columns ``lo:hi`` of the block, rows in order."""
+    n_r = raw.shape[0]
+    mentor_k = col_values.shape[1]
+    col_v = col_values.reshape(-1)
+    col_r = col_rows.reshape(-1)
+    # What a value must exceed to enter column j's heap (a contiguous copy for the inner loop).
+    col_floor = np.empty(hi - lo, np.float32)
+    for j in range(lo, hi):
+        col = cols[j]
+        col_floor[j - lo] = col_v[col * mentor_k] if col_size[col] == mentor_k else floor
+    for i in range(n_r):
+        row_id = rows[i]
+        for j in range(lo, hi):
+            value = raw[i, j]
+            if value > col_floor[j - lo]:
                 col = cols[j]
                 start = col * mentor_k
                 filled = col_size[col]
@@ -98,18 +143,8 @@ def block_top(raw, rows, cols, floor, top_k, out_row, out_col, cut, col_values, 
                     _push(col_v, col_r, start, filled, value, row_id)
                     col_size[col] = filled + 1
                     if filled + 1 == mentor_k:
-                        col_floor[j] = col_v[start]
+                        col_floor[j - lo] = col_v[start]
                 else:
                     col_v[start], col_r[start] = value, row_id
                     _sift_down(col_v, col_r, start, mentor_k, 0)
-                    col_floor[j] = col_v[start]
-        first = 0
-        cut[i] = -np.inf
-        if size == width:
-            cut[i] = heap_v[0]  # the least of top_k + 1: the best entry left out
-            first = 1
-        for h in range(first, size):
-            out_row[n_out] = row_id
-            out_col[n_out] = cols[heap_j[h]]
-            n_out += 1
-    return n_out
+                    col_floor[j - lo] = col_v[start]

@@ -1,0 +1,82 @@
+"""Kernels split over threads give exactly what one thread gives: the same input, the same pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from matching import Problem, Program, Rules, solve
+from matching import parallel
+from matching.candidates import build_candidates_fast, level_blocks
+from matching.certify import screen_block
+from matching.encode import encode
+from matching.fastscore import FastScorer
+from matching.synthetic import synthetic_organisation
+
+from .factory import ROUND
+
+
+def _problem(min_score: float = 0.0) -> Problem:
+    people, enrollments = synthetic_organisation(500, 240, seed=4)
+    return Problem(
+        program=Program(rules=Rules(min_score=min_score)), people=people, enrollments=enrollments, round_date=ROUND
+    )
+
+
+@pytest.fixture
+def threads(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_PART", 1)  # split even the smallest blocks
+
+    def use(n: int) -> None:
+        monkeypatch.setattr(parallel, "THREADS", n)
+
+    return use
+
+
+def test_parts_cover_the_range_in_order(threads):
+    threads(3)
+    assert parallel.parts(10, 1) == [(0, 3), (3, 6), (6, 10)]
+    assert parallel.parts(2, 1) == [(0, 1), (1, 2)]
+    assert parallel.parts(0, 5) == [(0, 0)]
+    assert parallel.run_parts(lambda lo, hi: list(range(lo, hi)), parallel.parts(7, 1)) == [[0, 1], [2, 3], [4, 5, 6]]
+
+
+@pytest.mark.parametrize("min_score", [0.0, 0.4])
+def test_dense_passes_equal_one_thread(threads, min_score):
+    enc = encode(_problem(min_score))
+    scorer = FastScorer(enc)
+    results = []
+    for n in (1, 2, 3):
+        threads(n)
+        cands = build_candidates_fast(enc, scorer, top_k=4, mentor_k=8)
+        raws, screens = [], []
+        rng = np.random.default_rng(0)
+        for rows, cols in level_blocks(enc):
+            raw = scorer.raw_block(rows, cols)
+            raws.append(raw)
+            present = rng.random(raw.shape) < 0.1
+            col_value = rng.normal(0, 50, cols.size)
+            row_limit = rng.normal(600, 100, rows.size)
+            screens.append(
+                screen_block(raw, present, scorer.to_points, col_value, row_limit, rng.random(rows.size) < 0.2, rng.random(cols.size) < 0.2)
+            )
+        results.append((cands, raws, screens))
+    (cands1, raws1, screens1) = results[0]
+    for cands, raws, screens in results[1:]:
+        for field in ("mentee", "mentor", "points", "threshold"):
+            assert np.array_equal(getattr(cands, field), getattr(cands1, field))
+        for a, b in zip(raws, raws1):
+            assert np.array_equal(a, b)
+        for a, b in zip(screens, screens1):
+            for x, y in zip(a, b):
+                assert np.array_equal(x, y)
+
+
+def test_solve_equals_one_thread(threads):
+    prob = _problem()
+    threads(1)
+    one = solve(prob, top_k=3)
+    threads(3)
+    three = solve(prob, top_k=3)
+    assert three.matches == one.matches
+    assert three.solver.objective == one.solver.objective
