@@ -32,6 +32,10 @@ from .problem import (
 from .scoring import SCORE_SCALE, combine, goal_fit_of, goal_weights_of, pair_components, proficiency_of
 
 
+# A manager chain longer than this is walked with a set of the ids seen (a cycle further up).
+_PLAIN_STEPS = 64
+
+
 class PairJudge:
     """Per-pair rule evaluation over one problem (lookups built once, results memoised:
     ``solve`` shares one judge between the explanations and ``check``)."""
@@ -42,49 +46,39 @@ class PairJudge:
         self.relationship = problem.program.relationship
         self.enrollments = {e.person_id: e for e in problem.enrollments}
         self.blocks = set(problem.blocks)
-        self._chains: dict[str, set[str]] = {}
+        # Each person's blocked and preferred ids, from either side's enrolment (both symmetric).
+        self._blocked: dict[str, frozenset[str]] = {pid: e.blocked for pid, e in self.enrollments.items() if e.blocked}
+        self._preferred: dict[str, frozenset[str]] = {pid: e.preferred for pid, e in self.enrollments.items() if e.preferred}
+        self._min_points = math.ceil(self.rules.min_score * SCORE_SCALE - 1e-9)
         self._windows: dict[tuple, tuple] = {}
         self._goal_weights: dict[str, dict[str, int]] = {}
         self._proficiency: dict[str, dict[str, int]] = {}
+        self._languages: dict[str, frozenset[str]] = {}
         self._scores: dict[tuple[str, str], tuple[float, dict[str, float], float]] = {}
 
-    def chain_above(self, person_id: str) -> set[str]:
-        """Everyone above the person in the manager chain (stops at cycles and unknown ids)."""
-        found = self._chains.get(person_id)
-        if found is not None:
-            return found
-        # Walk up to the first person whose chain is known (or the top, or a cycle), then fill
-        # in the chains on the way back down: chain(p) = ({m} | chain(m)) - {p} for p's manager
-        # m -- the "- {p}" closes a cycle through p -- so each chain is one set union instead
-        # of a walk (the explanations ask for every matched person's chain).
+    def manages(self, boss_id: str, person_id: str) -> bool:
+        """Whether ``boss_id`` is somewhere above the person in the manager chain: a walk up the
+        manager ids that stops at the top, at an id nobody has, or when it comes round a cycle
+        (the person's own, or one further up: after a few dozen steps the walk keeps a set of
+        the ids it has seen)."""
         people = self.problem.people
-        path: list[str] = []
-        on_path: set[str] = set()
-        current: str | None = person_id
-        while current is not None and current not in self._chains and current not in on_path:
-            path.append(current)
-            on_path.add(current)
-            person = people.get(current)
-            current = person.manager_id if person else None
-        for index in range(len(path) - 1, -1, -1):
-            pid = path[index]
-            person = people.get(pid)
-            manager = person.manager_id if person else None
-            if manager is None:
-                chain: set[str] = set()
-            elif manager in self._chains:
-                chain = ({manager} | self._chains[manager]) - {pid}
-            else:
-                # The walk stopped at a cycle through manager, whose chain is not known yet:
-                # walk it out (only the first person of a cycle takes this path).
-                chain = set()
-                step: str | None = manager
-                while step is not None and step not in chain and step != pid:
-                    chain.add(step)
-                    boss = people.get(step)
-                    step = boss.manager_id if boss else None
-            self._chains[pid] = chain
-        return self._chains[person_id]
+        record = people.get(person_id)
+        current = record.manager_id if record is not None else None
+        seen: set[str] | None = None
+        steps = 0
+        while current is not None and current != person_id:
+            if current == boss_id:
+                return True
+            steps += 1
+            if steps > _PLAIN_STEPS:
+                if seen is None:
+                    seen = set()
+                elif current in seen:
+                    return False
+                seen.add(current)
+            record = people.get(current)
+            current = record.manager_id if record is not None else None
+        return False
 
     def windows(self, mentor, mentee):
         """Shared windows, memoised per (time zone, working window) of both sides."""
@@ -96,12 +90,14 @@ class PairJudge:
         return found
 
     def is_preferred(self, mentor_id: str, mentee_id: str) -> bool:
-        mentor_enrollment = self.enrollments.get(mentor_id)
-        mentee_enrollment = self.enrollments.get(mentee_id)
-        return bool(
-            (mentor_enrollment and mentee_id in mentor_enrollment.preferred)
-            or (mentee_enrollment and mentor_id in mentee_enrollment.preferred)
-        )
+        preferred = self._preferred
+        return mentee_id in preferred.get(mentor_id, ()) or mentor_id in preferred.get(mentee_id, ())
+
+    def languages(self, person) -> frozenset[str]:
+        found = self._languages.get(person.id)
+        if found is None:
+            found = self._languages[person.id] = frozenset(person.languages)
+        return found
 
     def goal_fit(self, learner, teacher) -> float:
         """``scoring.goal_fit_of`` with each person's goal weights and proficiencies built once."""
@@ -138,9 +134,7 @@ class PairJudge:
         found: list[str] = []
         if mentor_id == mentee_id:
             found.append(RULE_SELF)
-        if rules.exclude_management_chain and (
-            mentor_id in self.chain_above(mentee_id) or mentee_id in self.chain_above(mentor_id)
-        ):
+        if rules.exclude_management_chain and (self.manages(mentor_id, mentee_id) or self.manages(mentee_id, mentor_id)):
             found.append(RULE_MANAGEMENT_CHAIN)
         if self.relationship == "peer":
             level_fine = abs(mentor.level - mentee.level) <= 1
@@ -152,19 +146,17 @@ class PairJudge:
         score, _, hours = self.score(mentor_id, mentee_id)
         if hours * 3600.0 < rules.min_overlap_hours * 3600.0 - 1e-6:
             found.append(RULE_MIN_OVERLAP)
-        if rules.require_common_language and not set(mentor.languages) & set(mentee.languages):
+        if rules.require_common_language and self.languages(mentor).isdisjoint(self.languages(mentee)):
             found.append(RULE_COMMON_LANGUAGE)
         if rules.cross_functional == "require" and not (
             mentor.department and mentee.department and mentor.department != mentee.department
         ):
             found.append(RULE_CROSS_FUNCTIONAL)
-        mentor_enrollment = self.enrollments.get(mentor_id)
-        mentee_enrollment = self.enrollments.get(mentee_id)
+        blocked = self._blocked
         if (
-            (mentor_id, mentee_id) in self.blocks
-            or (mentee_id, mentor_id) in self.blocks
-            or (mentor_enrollment is not None and mentee_id in mentor_enrollment.blocked)
-            or (mentee_enrollment is not None and mentor_id in mentee_enrollment.blocked)
+            (self.blocks and ((mentor_id, mentee_id) in self.blocks or (mentee_id, mentor_id) in self.blocks))
+            or mentee_id in blocked.get(mentor_id, ())
+            or mentor_id in blocked.get(mentee_id, ())
         ):
             found.append(RULE_BLOCKED)
         if rules.avoid_repeat_pairs and (
@@ -174,8 +166,7 @@ class PairJudge:
             found.append(RULE_REPEAT_PAIR)
         # Points are floor(score * 1000 + 0.5); a pair is kept if points >= ceil(min * 1000).
         # The tiny tolerance keeps the checker from disagreeing with the solver on float noise.
-        minimum = math.ceil(rules.min_score * SCORE_SCALE - 1e-9)
-        if math.floor(score * SCORE_SCALE + 0.5 + 1e-7) < minimum:
+        if math.floor(score * SCORE_SCALE + 0.5 + 1e-7) < self._min_points:
             found.append(RULE_MIN_SCORE)
         return found
 

@@ -62,6 +62,14 @@ class PairExplainer:
         self.judge = PairJudge(problem)
         self._ranked_goals: dict[str, list[str]] = {}
         self._skill_names: dict[str, frozenset[str]] = {}
+        self._window_texts: dict[tuple[str, int, int], str] = {}  # an organisation has a few hundred
+
+    def _window_text(self, person: Person) -> str:
+        key = (person.time_zone, person.work_start_min, person.work_end_min)
+        text = self._window_texts.get(key)
+        if text is None:
+            text = self._window_texts[key] = _window_text(person)
+        return text
 
     def match(self, mentor_id: str, mentee_id: str, pinned: bool = False) -> Match:
         people = self.problem.people
@@ -104,7 +112,7 @@ class PairExplainer:
             texts.append(self._goal_reason(mentor, mentee, "mentee", "mentor"))
         out.extend(t for t in texts if t)
         out.append(
-            f"{hours:.1f} h of shared working hours (mentor {_window_text(mentor)}, mentee {_window_text(mentee)})"
+            f"{hours:.1f} h of shared working hours (mentor {self._window_text(mentor)}, mentee {self._window_text(mentee)})"
         )
         gap = mentor.level - mentee.level
         if relationship == "traditional":
@@ -117,7 +125,7 @@ class PairExplainer:
             out.append(f"cross-functional: {mentor.department} → {mentee.department}")
         elif mentor.department and mentor.department == mentee.department:
             out.append(f"same department: {mentor.department}")
-        common = sorted(set(mentor.languages) & set(mentee.languages))
+        common = sorted(self.judge.languages(mentor) & self.judge.languages(mentee))
         if common:
             out.append(f"common language: {', '.join(common)}")
         enrollments = self.judge.enrollments

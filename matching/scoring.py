@@ -68,7 +68,9 @@ def goal_weights_of(goals: tuple) -> dict[str, int]:
     """Skill -> priority weight of a goal list (a goal listed twice keeps its best priority)."""
     best: dict[str, int] = {}
     for goal in goals:
-        best[goal.skill] = max(best.get(goal.skill, 0), GOAL_PRIORITY_WEIGHT.get(goal.priority, 1))
+        weight = GOAL_PRIORITY_WEIGHT.get(goal.priority, 1)
+        if weight > best.get(goal.skill, 0):
+            best[goal.skill] = weight
     return best
 
 
@@ -76,7 +78,10 @@ def proficiency_of(skills: tuple) -> dict[str, int]:
     """Skill -> proficiency 0..5 (a skill listed twice keeps its best level)."""
     best: dict[str, int] = {}
     for skill in skills:
-        best[skill.name] = max(best.get(skill.name, 0), min(MAX_PROFICIENCY, max(0, skill.level)))
+        level = skill.level
+        level = 0 if level < 0 else MAX_PROFICIENCY if level > MAX_PROFICIENCY else level
+        if level >= best.get(skill.name, 0):
+            best[skill.name] = level
     return best
 
 

@@ -175,12 +175,21 @@ def test_several_rules_reported_together():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(st.none(), st.integers(0, 12)), min_size=1, max_size=12), st.permutations(range(12)))
-def test_management_chains_equal_a_plain_walk_up(managers, query_order):
-    """The checker's memoised chains (each built from the manager's) equal a plain walk up the
-    manager ids, whatever the order of the questions: cycles, self-managers, dangling ids
-    (index 12 and above name nobody)."""
+@given(
+    st.lists(st.one_of(st.none(), st.integers(0, 90)), min_size=1, max_size=90),
+    st.integers(0, 89),
+)
+def test_manages_equals_membership_in_a_plain_walk_up(managers, chain_start):
+    """``PairJudge.manages(boss, p)`` (a walk that keeps no set for the first steps) says
+    whether boss is in the set a plain walk up from p collects: cycles through p, cycles
+    further up (also beyond the walk's plain steps), self-managers and dangling ids (indexes
+    past the list name nobody)."""
     people = {f"p{i}": person(f"p{i}", manager=None if m is None else f"p{m}") for i, m in enumerate(managers)}
+    # A long chain above p{chain_start} ending in a cycle, to pass the plain steps.
+    if chain_start < len(managers):
+        for k in range(80):
+            people[f"q{k}"] = person(f"q{k}", manager=f"q{k + 1}" if k < 79 else "q70")
+        people[f"p{chain_start}"] = person(f"p{chain_start}", manager="q0")
     judge = PairJudge(Problem(program=Program(), people=people, enrollments=(), round_date=ROUND))
 
     def walk(pid):
@@ -190,6 +199,8 @@ def test_management_chains_equal_a_plain_walk_up(managers, query_order):
             manager = people[manager].manager_id if manager in people else None
         return above
 
-    for i in query_order:
-        if f"p{i}" in people:
-            assert judge.chain_above(f"p{i}") == walk(f"p{i}")
+    names = sorted(people) + ["p95", "nobody"]
+    for pid in people:
+        above = walk(pid)
+        for boss in names:
+            assert judge.manages(boss, pid) == (boss in above), (boss, pid)
