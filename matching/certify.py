@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit
 
 from .auction import AuctionState, approximate_round
-from .candidates import Candidates, level_blocks, mentor_columns, merge, present_mask
+from .candidates import Candidates, level_blocks, mentor_columns, present_mask
 from .encode import Encoded, unique_keys
 from .parallel import parts, run_parts
 from .fastscore import ELIGIBLE, POINTS_MARGIN, FastScorer
@@ -64,11 +64,9 @@ PARTIAL_CHUNK = 256
 ADD_PER_ROW = 128
 # Arcs with a reduced cost at least this large and no flow leave the flow network once their
 # row has a bound (smaller, faster flows in the later rounds).
-DROP_MARGIN = 30
-# After an auction-priced round the exact solve gets only the arcs within this margin of tight
-# under the auction's prices (the rest enter the row bounds): 20k x 10k, 209k arcs instead of
-# 272k at 30, for the same later rounds; at 10, 149k arcs but 7x the violated arcs to repair.
-APPROXIMATE_DROP_MARGIN = 20
+# After an auction-priced round the network keeps only the arcs within this margin of tight
+# under the auction's prices (and those with flow); the others wait in the reserve.
+RESERVE_MARGIN = 20
 # Auction-priced rounds before the first exact solve, at most (each adds the arcs its prices
 # call for; they stop once a round finds no more violated arcs than a repair takes).
 MAX_APPROXIMATE_ROUNDS = 6
@@ -157,7 +155,11 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
     bound = np.full(enc.n_mentees, -np.inf)  # valid once ref >= 0
     ref = np.full(enc.n_mentees, -1, np.int64)
     history: list[np.ndarray] = []  # mentor potentials of each re-check round
-    every = cands  # every arc ever kept (returned), a superset of the flow network's arcs
+    # Every arc scored so far (returned). The flow network has those marked in_net; the others
+    # (the reserve: far from tight, without flow) are checked one by one each round, which
+    # costs a gather, and come back when they get near -- the dense screens skip them all.
+    every = cands
+    in_net = np.ones(every.mentee.size, bool)
     repaired = None  # (network, flow, its certificate) of this round when the last one's flow could be repaired
     prebuilt = None  # this round's network, built for a repair that gave up
     # Rounds before the first exact solve are priced by an auction (auction.py): their
@@ -178,17 +180,25 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             network, result, cert = repaired
         t = clock.add("solve", t)
         log.debug("certify round %d: %s on %d arcs", round_no, "auction" if approximate else "flow", network.n_pairs)
-        # Rows re-checked before are described by their bound, the others by their threshold.
-        has_pruned = active & np.where(ref >= 0, np.isfinite(bound), cands.threshold >= 0)
-        if not has_pruned.any():
-            if approximate:
-                approximate = False  # nothing pruned: the exact solve next
-                continue
-            return _finish(enc, every, cands, network, result, active, capacity, floors, t)
         if not approximate and repaired is None:
             cert = Certificate.of(network, result)
         e_nodes = network.mentee_node(np.arange(enc.n_mentees))
         m_nodes = network.mentor_node(np.arange(enc.n_mentors))
+        # The reserve, arc by arc.
+        reserve = np.flatnonzero(~in_net)
+        r_tail, r_head = e_nodes[every.mentee[reserve]], m_nodes[every.mentor[reserve]]
+        r_reduced = SCORE_SCALE - every.points[reserve] + cert.potential[r_tail] - cert.potential[r_head]
+        r_crossing = cert.reachable[r_tail] & ~cert.reachable[r_head]
+        back = reserve[(r_reduced < NEAR_MARGIN) | r_crossing]
+        back_violated = int(((r_reduced < 0) | r_crossing).sum())
+        del r_tail, r_head, r_reduced, r_crossing
+        # Rows re-checked before are described by their bound, the others by their threshold.
+        has_pruned = active & np.where(ref >= 0, np.isfinite(bound), cands.threshold >= 0)
+        if not has_pruned.any() and back.size == 0:
+            if approximate:
+                approximate = False  # nothing pruned: the exact solve next
+                continue
+            return _finish(enc, every, cands, network, result, active, capacity, floors, t)
         pi_e = cert.potential[e_nodes].astype(np.float64)
         pi_m = cert.potential[m_nodes].astype(np.float64)
         in_s_e = cert.reachable[e_nodes]
@@ -227,7 +237,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
                 if cols.size == 0:
                     continue
                 raw = scorer.raw_block(rows, cols)
-                r, c = np.nonzero(scorer.eligible(raw) & ~present_mask(cands, rows, cols, enc.n_mentors))
+                r, c = np.nonzero(scorer.eligible(raw) & ~present_mask(every, rows, cols, enc.n_mentors))
                 add_e.append(rows[r])
                 add_m.append(cols[c])
         n_partial = 0
@@ -244,7 +254,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
                     sub = cols[shift[cols] > least]
                     if sub.size:
                         n_partial += chunk.size * sub.size
-                        _screen(enc, scorer, cands, cert, chunk, sub, e_nodes, m_nodes, add_e, add_m, None, pi_m)
+                        _screen(enc, scorer, every, cert, chunk, sub, e_nodes, m_nodes, add_e, add_m, None, pi_m)
         t = clock.add("pruning", t)
         log.debug(
             "certify round %d: rows %d, re-scored %d + fresh %d, partial pairs %d, cut rows %d x %d mentors, flow %d",
@@ -260,7 +270,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             bound[recheck] = -np.inf
             ref[recheck] = len(history) - 1
             for rows, cols in level_blocks(enc, recheck):
-                _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m, bound, pi_m)
+                _screen(enc, scorer, every, cert, rows, cols, e_nodes, m_nodes, add_e, add_m, bound, pi_m)
         if fresh_fail.size:
             # A pruned pair of a fresh row i has points <= threshold(i), so against a mentor
             # with pi(m) <= allowance(i) - threshold(i) - NEAR_MARGIN it is not even near:
@@ -277,42 +287,46 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
                     least = (allowance[chunk] - cands.threshold[chunk]).min() - NEAR_MARGIN - FRESH_ROOM
                     hot = pm_cols > least
                     if hot.any():
-                        _screen(enc, scorer, cands, cert, chunk, cols[hot], e_nodes, m_nodes, add_e, add_m, bound, pi_m)
+                        _screen(enc, scorer, every, cert, chunk, cols[hot], e_nodes, m_nodes, add_e, add_m, bound, pi_m)
                     if not hot.all():
                         cold = cands.threshold[chunk] + pm_cols[~hot].max()
                         bound[chunk] = np.maximum(bound[chunk], cold)
         t = clock.add("pruning", t)
         added_e = np.concatenate(add_e) if add_e else np.zeros(0, np.int64)
-        if added_e.size == 0:
-            if approximate:
-                approximate = False  # nothing to add: the exact solve next
-                continue
-            return _finish(enc, every, cands, network, result, active, capacity, floors, t)
-        added_m = np.concatenate(add_m)
+        added_m = np.concatenate(add_m) if add_m else np.zeros(0, np.int64)
         keys = unique_keys(added_e * enc.n_mentors + added_m)
         e_new, m_new = keys // enc.n_mentors, keys % enc.n_mentors
         points = scorer.exact_points(e_new, m_new)
         keep = points >= 0
-        tail, head = e_nodes[e_new], m_nodes[m_new]
-        violated = keep & cert.arc_improves(tail, head, SCORE_SCALE - points)
-        log.debug("certify round %d: adding %d arcs, %d violated", round_no, int(keep.sum()), int(violated.sum()))
-        if not violated.any() and not approximate:
+        violated = keep & cert.arc_improves(e_nodes[e_new], m_nodes[m_new], SCORE_SCALE - points)
+        n_violated = int(violated.sum()) + back_violated
+        log.debug(
+            "certify round %d: adding %d arcs (%d violated), %d back from the reserve (%d violated)",
+            round_no, int(keep.sum()), int(violated.sum()), back.size, back_violated,
+        )
+        if not approximate and n_violated == 0:
             # Every pruned pair passed this round's screen and the queued ones are merely near
             # (reduced cost >= 0, not crossing the cut): the potentials and the cut certify the
             # flow as it is, no need to add them and solve again.
             return _finish(enc, every, cands, network, result, active, capacity, floors, t)
+        if approximate and not keep.any() and back.size == 0:
+            approximate = False  # nothing to add: the exact solve next
+            continue
         # What the repair needs of this round's flow (the old network itself is let go).
         used = np.flatnonzero(result.flow[: network.n_pairs] > 0)
         carried = cands.mentee[used], cands.mentor[used], result.flow[used], result.flow[network.n_pairs :]
-        if rebased:
-            margin = APPROXIMATE_DROP_MARGIN if approximate else DROP_MARGIN
-            cands = _drop_far_arcs(enc, cands, network, result, cert, ref, bound, history, e_nodes, m_nodes, round_no, margin)
-        cands = merge(enc, cands, e_new[keep], m_new[keep], points[keep])
-        every = merge(enc, every, e_new[keep], m_new[keep], points[keep])
+        if approximate:
+            # Only the auction's rounds send arcs to the reserve: in the exact rounds the
+            # network only grows, so they end (arcs sent back and forth as the flow value and
+            # its cut change could keep a small coverage_first round going).
+            in_net = _drop_far_arcs(enc, every, in_net, network, result, cert, e_nodes, m_nodes, round_no, RESERVE_MARGIN)
+        in_net[back] = True
+        every, in_net = _merge_flagged(enc, every, in_net, e_new[keep], m_new[keep], points[keep])
+        cands = Candidates(every.mentee[in_net], every.mentor[in_net], every.points[in_net], every.threshold)
         repaired = None
         if approximate:
-            approximate = int(violated.sum()) > REPAIR_LIMIT and round_no + 1 < MAX_APPROXIMATE_ROUNDS
-        elif int(violated.sum()) <= REPAIR_LIMIT:
+            approximate = n_violated > REPAIR_LIMIT and round_no + 1 < MAX_APPROXIMATE_ROUNDS
+        elif n_violated <= REPAIR_LIMIT:
             # A few violated arcs: repair the optimum instead of a fresh solve
             # (matching/repair.py); dropped arcs carried no flow.
             network = build_network(enc, cands, active, capacity, floors)
@@ -327,7 +341,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
                 # larger one (coverage_first), and then only a fresh solve will do.
                 if enc.problem.program.objective == "coverage_first" and next_cert.reachable[SINK]:
                     flow = None
-            log.debug("certify round %d: %d violated arcs %s", round_no, int(violated.sum()), "repaired" if flow is not None else "need a fresh solve")
+            log.debug("certify round %d: %d violated arcs %s", round_no, n_violated, "repaired" if flow is not None else "need a fresh solve")
             if flow is None:
                 prebuilt = network
             else:
@@ -336,23 +350,38 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
     raise RuntimeError("pruning certificate did not converge")
 
 
-def _drop_far_arcs(enc, cands, network, result, cert, ref, bound, history, e_nodes, m_nodes, round_no, margin) -> Candidates:
-    """Arcs of rows just given a bound, far from tight and without flow, leave the flow network
-    (they enter the row bound, so later screens treat them as pruned). A function of its own so
-    that its arc-sized temporaries are freed before the next solve (100k: ~150 MB)."""
-    fresh_ref = ref[cands.mentee] == len(history) - 1
-    tail_c, head_c = e_nodes[cands.mentee], m_nodes[cands.mentor]
-    reduced = SCORE_SCALE - cands.points + cert.potential[tail_c] - cert.potential[head_c]
+def _drop_far_arcs(enc, every, in_net, network, result, cert, e_nodes, m_nodes, round_no, margin) -> np.ndarray:
+    """``in_net`` without the network's arcs far from tight (reduced cost >= margin), without
+    flow and not crossing the cut, of mentees the flow matched: they move to the reserve. (An
+    unmatched mentee keeps its arcs, so that the min cut is not made up by an isolated row.)
+    A function of its own so that its arc-sized temporaries are freed before the next solve."""
+    net = np.flatnonzero(in_net)  # the network's pair arcs, in order
+    flow = result.flow[: network.n_pairs]
+    matched = np.zeros(enc.n_mentees, bool)
+    matched[every.mentee[net[flow > 0]]] = True
+    tail, head = e_nodes[every.mentee[net]], m_nodes[every.mentor[net]]
+    reduced = SCORE_SCALE - every.points[net] + cert.potential[tail] - cert.potential[head]
     drop = (
-        fresh_ref & (reduced >= margin) & (result.flow[: network.n_pairs] == 0)
-        & ~(cert.reachable[tail_c] & ~cert.reachable[head_c])
+        (reduced >= margin) & (flow == 0) & matched[every.mentee[net]]
+        & ~(cert.reachable[tail] & ~cert.reachable[head])
     )
     log.debug("certify round %d: %d arcs leave the flow network", round_no, int(drop.sum()))
-    if not drop.any():
-        return cands
-    d = np.flatnonzero(drop)
-    np.maximum.at(bound, cands.mentee[d], cands.points[d] + history[-1][cands.mentor[d]])
-    return Candidates(cands.mentee[~drop], cands.mentor[~drop], cands.points[~drop], cands.threshold)
+    in_net = in_net.copy()
+    in_net[net[drop]] = False
+    return in_net
+
+
+def _merge_flagged(enc, every: Candidates, flags: np.ndarray, mentee, mentor, points) -> tuple[Candidates, np.ndarray]:
+    """``every`` plus new arcs (not in it yet, flagged True), re-sorted with the flags."""
+    keys = np.concatenate([every.mentee * enc.n_mentors + every.mentor, mentee * enc.n_mentors + mentor])
+    order = np.argsort(keys, kind="stable")
+    merged = Candidates(
+        np.concatenate([every.mentee, mentee])[order],
+        np.concatenate([every.mentor, mentor])[order],
+        np.concatenate([every.points, points])[order],
+        every.threshold,
+    )
+    return merged, np.concatenate([flags, np.ones(mentee.size, bool)])[order]
 
 
 def _positions(enc: Encoded, cands: Candidates, mentee: np.ndarray, mentor: np.ndarray) -> np.ndarray:

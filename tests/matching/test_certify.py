@@ -70,13 +70,25 @@ def test_default_top_k_grows_with_the_organisation_past_20k_mentees():
 
 
 @pytest.mark.parametrize("objective", ["coverage_first", "score_first"])
-@pytest.mark.parametrize("drop_margin", [0, 5])
-def test_arcs_leaving_the_flow_network_keep_the_optimum(monkeypatch, objective, drop_margin):
+@pytest.mark.parametrize("reserve_margin", [0, 5])
+def test_arcs_sent_to_the_reserve_keep_the_optimum(monkeypatch, objective, reserve_margin):
+    """Arcs the auction's rounds move out of the flow network (to the reserve, checked arc by
+    arc) come back when needed: the optimum is the unpruned one."""
     import matching.certify as certify
 
-    monkeypatch.setattr(certify, "DROP_MARGIN", drop_margin)  # drop every slack arc without flow
+    monkeypatch.setattr(certify, "RESERVE_MARGIN", reserve_margin)  # every slack arc without flow
+    dropped = []
+    real = certify._drop_far_arcs
+
+    def counted(enc, every, in_net, *args):
+        kept = real(enc, every, in_net, *args)
+        dropped.append(int(in_net.sum() - kept.sum()))
+        return kept
+
+    monkeypatch.setattr(certify, "_drop_far_arcs", counted)
     prob = _problem(500, 240, 7, objective=objective)
     pruned, full = solve(prob, top_k=3), solve(prob, top_k=None)
+    assert sum(dropped) > 0
     assert check(prob, pruned) == []
     assert pruned.solver.status == "optimal"
     assert pruned.solver.objective == full.solver.objective
