@@ -107,17 +107,6 @@ def full_rows(enc: Encoded, evaluator: BlockEvaluator, rows: np.ndarray, with_co
         yield block_rows, cols, points, codes
 
 
-def merge(enc: Encoded, cands: Candidates, mentee: np.ndarray, mentor: np.ndarray, points: np.ndarray) -> Candidates:
-    """Candidates plus extra arcs (assumed not yet present), re-sorted."""
-    return _sorted_candidates(
-        enc,
-        [cands.mentee, mentee],
-        [cands.mentor, mentor],
-        [cands.points, points],
-        cands.threshold,
-    )
-
-
 def present_mask(cands: Candidates, rows: np.ndarray, cols: np.ndarray, n_mentors: int) -> np.ndarray:
     """Boolean (rows x cols): which pairs of the block are already candidate arcs."""
     start = np.searchsorted(cands.mentee, rows, "left")

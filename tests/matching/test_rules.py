@@ -204,3 +204,39 @@ def test_manages_equals_membership_in_a_plain_walk_up(managers, chain_start):
         above = walk(pid)
         for boss in names:
             assert judge.manages(boss, pid) == (boss in above), (boss, pid)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.integers(0, 40)), min_size=2, max_size=40),
+    st.lists(st.sampled_from(["mentor", "mentee", "both", None]), min_size=40, max_size=40),
+    st.sampled_from([64, 2]),
+)
+def test_encoded_management_chain_pairs_equal_the_checkers_walk(managers, roles, plain_levels):
+    """The encoder's chain walk (all chains a level at a time; past ``PLAIN_LEVELS`` the memoised
+    walk) bans exactly the pairs the independent checker calls management_chain: cycles,
+    self-managers, ids nobody has."""
+    import numpy as np
+
+    from matching import encode as encode_mod
+
+    people = [person(f"p{i}", manager=None if m is None else f"p{m}") for i, m in enumerate(managers)]
+    role_of = {f"p{i}": r for i, r in enumerate(roles[: len(managers)]) if r is not None}
+    if not any(r in ("mentor", "both") for r in role_of.values()) or not any(r in ("mentee", "both") for r in role_of.values()):
+        return
+    prob = problem(people, role_of)
+    saved, encode_mod.PLAIN_LEVELS = encode_mod.PLAIN_LEVELS, plain_levels
+    try:
+        enc = encode_mod.encode(prob)
+    finally:
+        encode_mod.PLAIN_LEVELS = saved
+    banned = set(enc.banned[RULE_MANAGEMENT_CHAIN].tolist())
+    judge = PairJudge(prob)
+    expected = {
+        e * enc.n_mentors + m
+        for e, mentee in enumerate(enc.mentees.ids)
+        for m, mentor in enumerate(enc.mentors.ids)
+        if judge.manages(mentor, mentee) or judge.manages(mentee, mentor)
+    }
+    assert banned == expected
+    assert np.all(np.diff(enc.banned[RULE_MANAGEMENT_CHAIN]) > 0)
