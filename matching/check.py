@@ -54,13 +54,51 @@ class PairJudge:
         self._goal_weights: dict[str, dict[str, int]] = {}
         self._proficiency: dict[str, dict[str, int]] = {}
         self._languages: dict[str, frozenset[str]] = {}
+        self._depths: dict[str, int] = {}
         self._scores: dict[tuple[str, str], tuple[float, dict[str, float], float]] = {}
 
     def manages(self, boss_id: str, person_id: str) -> bool:
-        """Whether ``boss_id`` is somewhere above the person in the manager chain: a walk up the
-        manager ids that stops at the top, at an id nobody has, or when it comes round a cycle
-        (the person's own, or one further up: after a few dozen steps the walk keeps a set of
-        the ids it has seen)."""
+        """Whether ``boss_id`` is somewhere above the person in the manager chain. In a tree
+        the boss can only be the person's ancestor ``depth(person) - depth(boss)`` levels up,
+        so one short walk answers (and a boss as deep as the person is no boss). Chains that
+        run into a cycle have no depth and are walked in full."""
+        boss_depth, depth = self._depth(boss_id), self._depth(person_id)
+        if boss_depth < 0 or depth < 0:
+            return self._walk_finds(boss_id, person_id)
+        people = self.problem.people
+        current = person_id
+        for _ in range(depth - boss_depth):
+            current = people[current].manager_id
+        return depth > boss_depth and current == boss_id
+
+    def _depth(self, person_id: str) -> int:
+        """How many managers are above the person (an id nobody has counts, with none above
+        it), or -1 when the chain runs into a cycle. Memoised: a walk stops at a known depth."""
+        known = self._depths
+        found = known.get(person_id)
+        if found is not None:
+            return found
+        people = self.problem.people
+        path: list[str] = []
+        on_path: set[str] = set()
+        current: str | None = person_id
+        while current is not None and current not in known and current not in on_path:
+            path.append(current)
+            on_path.add(current)
+            record = people.get(current)
+            current = record.manager_id if record is not None else None
+        if current is None:
+            base = -1  # the last of the path is a top
+        else:
+            base = known[current] if current in known else -2  # -2: round a cycle
+        for k, pid in enumerate(reversed(path), start=1):
+            known[pid] = base + k if base >= -1 else -1
+        return known[person_id]
+
+    def _walk_finds(self, boss_id: str, person_id: str) -> bool:
+        """``manages`` by a walk up the manager ids that stops at the top, at an id nobody has,
+        or when it comes round a cycle (the person's own, or one further up: after a few dozen
+        steps the walk keeps a set of the ids it has seen)."""
         people = self.problem.people
         record = people.get(person_id)
         current = record.manager_id if record is not None else None

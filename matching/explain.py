@@ -62,13 +62,14 @@ class PairExplainer:
         self.judge = PairJudge(problem)
         self._ranked_goals: dict[str, list[str]] = {}
         self._skill_names: dict[str, frozenset[str]] = {}
-        self._window_texts: dict[tuple[str, int, int], str] = {}  # an organisation has a few hundred
+        # Reasons that depend on a few attributes of the pair, built once per distinct value
+        # (an organisation has a few hundred working windows, a dozen departments...).
+        self._texts: dict[tuple, str | None] = {}
 
-    def _window_text(self, person: Person) -> str:
-        key = (person.time_zone, person.work_start_min, person.work_end_min)
-        text = self._window_texts.get(key)
-        if text is None:
-            text = self._window_texts[key] = _window_text(person)
+    def _text(self, key: tuple, build) -> str | None:
+        text = self._texts.get(key, self)
+        if text is self:
+            text = self._texts[key] = build()
         return text
 
     def match(self, mentor_id: str, mentee_id: str, pinned: bool = False) -> Match:
@@ -111,23 +112,19 @@ class PairExplainer:
         if relationship == "peer":
             texts.append(self._goal_reason(mentor, mentee, "mentee", "mentor"))
         out.extend(t for t in texts if t)
-        out.append(
-            f"{hours:.1f} h of shared working hours (mentor {self._window_text(mentor)}, mentee {self._window_text(mentee)})"
-        )
-        gap = mentor.level - mentee.level
-        if relationship == "traditional":
-            out.append(f"mentor is {gap} level{'s' if abs(gap) != 1 else ''} senior")
-        elif relationship == "reverse":
-            out.append(f"reverse mentoring: mentee is {-gap} level{'s' if abs(gap) != 1 else ''} senior")
-        else:
-            out.append("same level" if gap == 0 else f"{abs(gap)} level{'s' if abs(gap) != 1 else ''} apart")
-        if mentor.department and mentee.department and mentor.department != mentee.department:
-            out.append(f"cross-functional: {mentor.department} → {mentee.department}")
-        elif mentor.department and mentor.department == mentee.department:
-            out.append(f"same department: {mentor.department}")
-        common = sorted(self.judge.languages(mentor) & self.judge.languages(mentee))
+        windows = (mentor.time_zone, mentor.work_start_min, mentor.work_end_min,
+                   mentee.time_zone, mentee.work_start_min, mentee.work_end_min)
+        out.append(self._text(("hours", hours) + windows, lambda: (
+            f"{hours:.1f} h of shared working hours (mentor {_window_text(mentor)}, mentee {_window_text(mentee)})"
+        )))
+        out.append(self._text(("gap", mentor.level - mentee.level), lambda: _gap_text(relationship, mentor.level - mentee.level)))
+        department = self._text(("dept", mentor.department, mentee.department), lambda: _department_text(mentor, mentee))
+        if department:
+            out.append(department)
+        languages = self.judge.languages(mentor), self.judge.languages(mentee)
+        common = self._text(("lang",) + languages, lambda: ", ".join(sorted(languages[0] & languages[1])))
         if common:
-            out.append(f"common language: {', '.join(common)}")
+            out.append(f"common language: {common}")
         enrollments = self.judge.enrollments
         if preferred:
             askers = [
@@ -137,6 +134,23 @@ class PairExplainer:
             ]
             out.append(f"requested by the {' and the '.join(askers)}")
         return out
+
+
+def _gap_text(relationship: str, gap: int) -> str:
+    plural = "s" if abs(gap) != 1 else ""
+    if relationship == "traditional":
+        return f"mentor is {gap} level{plural} senior"
+    if relationship == "reverse":
+        return f"reverse mentoring: mentee is {-gap} level{plural} senior"
+    return "same level" if gap == 0 else f"{abs(gap)} level{plural} apart"
+
+
+def _department_text(mentor: Person, mentee: Person) -> str | None:
+    if mentor.department and mentee.department and mentor.department != mentee.department:
+        return f"cross-functional: {mentor.department} → {mentee.department}"
+    if mentor.department and mentor.department == mentee.department:
+        return f"same department: {mentor.department}"
+    return None
 
 
 # --- unmatched ------------------------------------------------------------------------------
