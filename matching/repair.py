@@ -43,10 +43,10 @@ REACH = 4000  # cost units (points) a repair path may cost; farther deficits mea
 WORK_PER_ENTRY = 40
 
 
-def repair_flow(network: Network, flow: np.ndarray, potential: np.ndarray) -> np.ndarray | None:
+def repair_flow(network: Network, flow: np.ndarray, potential: np.ndarray, reach: int = REACH) -> np.ndarray | None:
     """An optimal flow of ``network`` from ``flow`` (optimal before some arcs were added, which
-    carry 0) and a potential ``potential`` feasible for the old residual graph; None if the
-    repair gives up."""
+    carry 0, or before the costs moved) and a potential ``potential`` feasible for the old
+    residual graph; None if the repair gives up. ``reach``: in the network's cost units."""
     n, m = network.n_nodes, network.tail.size
     flow = flow.astype(np.int32)  # 0..capacity; int32 keeps the residual arrays lean (100k: 11 M entries)
     pi = potential.astype(np.int64)
@@ -88,11 +88,11 @@ def repair_flow(network: Network, flow: np.ndarray, potential: np.ndarray) -> np
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(network.tail, minlength=n) + np.bincount(network.head, minlength=n), out=indptr[1:])
     done = _shortest_path_repair(
-        network.cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbalance.astype(np.int64), REACH,
+        network.cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbalance.astype(np.int64), reach,
         WORK_PER_ENTRY * indices.size,
     )
     if not done:
-        log.debug("repair: gave up (a deficit beyond %d points or past the work limit)", REACH)
+        log.debug("repair: gave up (a deficit beyond %d cost units or past the work limit)", reach)
         return None
     return flow.astype(np.int64)
 

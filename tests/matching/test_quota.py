@@ -201,3 +201,26 @@ def test_a_cost_range_too_large_falls_back_to_whole_point_multipliers(monkeypatc
     cross = sum(1 for m in sol.matches if m.components["cross_functional"] == 1.0)
     assert cross >= 0.967 * len(sol.matches) - 1e-9
     assert sum(round(m.score * 1000) for m in sol.matches) <= expected[1] <= round(sol.solver.bound * 1000)
+
+
+@pytest.mark.parametrize("objective, seed, q", [("coverage_first", 0, 0.967), ("coverage_first", 3, 0.919), ("score_first", 2, 0.961)])
+def test_shifted_flows_repaired_from_the_unshifted_optimum_equal_fresh_flows(monkeypatch, objective, seed, q):
+    """The shifted flows are repairs of the unshifted optimum: each has the optimal value of a
+    fresh OR-Tools solve at the same multiplier, and the answer passes the MILP checks."""
+    from matching import quota
+
+    values: dict[str, list] = {"repaired": [], "fresh": []}
+    real_repair, real_solve = quota._shifted_from_unshifted, quota.solve_network
+
+    def repaired(enc, arcs, network, *args):
+        result = real_repair(enc, arcs, network, *args)
+        assert result is not None  # the repair did not give up
+        fresh = real_solve(network)
+        values["repaired"].append(int((network.cost * result.flow).sum()))
+        values["fresh"].append(int((network.cost * fresh.flow).sum()))
+        return result
+
+    monkeypatch.setattr(quota, "_shifted_from_unshifted", repaired)
+    prob = quota_problem(160, 90, seed, q, objective=objective)
+    assert_quota_solution(prob, solve(prob), milp_optimum(prob))
+    assert values["repaired"] and values["repaired"] == values["fresh"]
