@@ -43,10 +43,12 @@ REACH = 4000  # cost units (points) a repair path may cost; farther deficits mea
 WORK_PER_ENTRY = 40
 
 
-def repair_flow(network: Network, flow: np.ndarray, potential: np.ndarray, reach: int = REACH) -> np.ndarray | None:
+def repair_flow(network: Network, flow: np.ndarray, potential: np.ndarray, reach: int | None = None) -> np.ndarray | None:
     """An optimal flow of ``network`` from ``flow`` (optimal before some arcs were added, which
     carry 0, or before the costs moved) and a potential ``potential`` feasible for the old
-    residual graph; None if the repair gives up. ``reach``: in the network's cost units."""
+    residual graph; None if the repair gives up. ``reach``: in the network's cost units
+    (default ``REACH``)."""
+    reach = REACH if reach is None else reach
     n, m = network.n_nodes, network.tail.size
     flow = flow.astype(np.int32)  # 0..capacity; int32 keeps the residual arrays lean (100k: 11 M entries)
     pi = potential.astype(np.int64)
