@@ -100,13 +100,6 @@ def _sorted_candidates(enc, parts_e, parts_m, parts_p, threshold) -> Candidates:
     return Candidates(mentee[first], mentor[first], points[first], threshold)
 
 
-def full_rows(enc: Encoded, evaluator: BlockEvaluator, rows: np.ndarray, with_codes: bool = False):
-    """Yield (rows, cols, points, codes) over every level-compatible mentor of these mentees."""
-    for block_rows, cols in level_blocks(enc, rows):
-        points, codes = evaluator.evaluate(block_rows, cols, with_codes=with_codes)
-        yield block_rows, cols, points, codes
-
-
 def present_mask(cands: Candidates, rows: np.ndarray, cols: np.ndarray, n_mentors: int) -> np.ndarray:
     """Boolean (rows x cols): which pairs of the block are already candidate arcs."""
     start = np.searchsorted(cands.mentee, rows, "left")

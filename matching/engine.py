@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 
 from . import candidates as cand_mod
-from .candidates import build_candidates, build_candidates_fast, full_rows
+from .candidates import build_candidates, build_candidates_fast
 from .certify import certified_flow
 from .fastscore import FastScorer
 from .check import PairJudge, check
@@ -247,11 +247,8 @@ def _unmatched(problem: Problem, enc: Encoded, matches) -> list[Unmatched]:
     e_rows = np.array([i for i, pid in enumerate(enc.mentees.ids) if pid not in matched_mentees], np.int64)
     if e_rows.size:
         spare = np.array([load[pid] < enc.mentors.capacity[j] for j, pid in enumerate(enc.mentors.ids)])
-        for row, counts in zip(e_rows.tolist(), mentee_rule_counts(enc, evaluator, e_rows)):
+        for row, counts, spare_eligible in zip(e_rows.tolist(), *mentee_rule_counts(enc, evaluator, e_rows, spare)):
             eligible = counts.pop("", 0)
-            spare_eligible = 0
-            if eligible:
-                spare_eligible = _spare_eligible(enc, evaluator, row, spare)
             out.append(_mentee_entry(problem, enc.mentees.ids[row], counts, eligible, spare_eligible))
     idle = np.array([j for j, pid in enumerate(enc.mentors.ids) if load[pid] == 0], np.int64)
     if idle.size:
@@ -274,13 +271,6 @@ def _unmatched(problem: Problem, enc: Encoded, matches) -> list[Unmatched]:
             out.append(Unmatched(pid, "mentor", tuple(reasons), dict(counts)))
     out.sort(key=lambda u: (u.role, u.person_id))
     return out
-
-
-def _spare_eligible(enc: Encoded, evaluator: BlockEvaluator, row: int, spare: np.ndarray) -> int:
-    total = 0
-    for _, cols, points, _ in full_rows(enc, evaluator, np.array([row])):
-        total += int(((points[0] >= 0) & spare[cols]).sum())
-    return total
 
 
 def _mentee_entry(problem: Problem, pid: str, counts: Counter, eligible: int, spare_eligible: int) -> Unmatched:

@@ -195,22 +195,29 @@ def _histogram(codes: np.ndarray) -> Counter:
     return Counter({labels[v]: int(c) for v, c in zip(values, counts)})
 
 
-def mentee_rule_counts(enc: Encoded, evaluator: BlockEvaluator, rows: np.ndarray) -> list[Counter]:
-    """Per mentee row: Counter of first-failing rule labels over all mentors ("" = eligible).
+def mentee_rule_counts(
+    enc: Encoded, evaluator: BlockEvaluator, rows: np.ndarray, spare: np.ndarray | None = None
+) -> tuple[list[Counter], list[int]]:
+    """Per mentee row: Counter of first-failing rule labels over all mentors ("" = eligible),
+    and how many of the eligible mentors are marked in ``spare`` (0 without it).
 
     Only the level-compatible slice is evaluated; everyone outside it fails level_gap first.
     """
     out = {int(r): Counter() for r in rows}
     seen = {int(r): 0 for r in rows}
+    spare_eligible = {int(r): 0 for r in rows}
     for block_rows, cols in level_blocks(enc, rows, include_zero_capacity=True):
         _, codes = evaluator.evaluate(block_rows, cols, with_codes=True)
+        on_spare = None if spare is None else ((codes == 0) & spare[cols]).sum(axis=1)
         for k, r in enumerate(block_rows.tolist()):
             out[r].update(_histogram(codes[k]))
             seen[r] += cols.size
+            if on_spare is not None:
+                spare_eligible[r] += int(on_spare[k])
     for r in out:
         if enc.n_mentors - seen[r]:
             out[r][RULE_LEVEL_GAP] += enc.n_mentors - seen[r]
-    return [out[int(r)] for r in rows]
+    return [out[int(r)] for r in rows], [spare_eligible[int(r)] for r in rows]
 
 
 def mentor_rule_counts(enc: Encoded, evaluator: BlockEvaluator, cols: np.ndarray) -> list[Counter]:
