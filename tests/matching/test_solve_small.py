@@ -70,6 +70,22 @@ def test_unmatched_mentee_reason_all_at_capacity():
     assert entry.reasons[0] == "all 1 eligible mentor is at capacity"
 
 
+def test_unmatched_mentee_reason_counts_eligible_mentors_with_spare_capacity():
+    # A 100 % cross-functional quota keeps e2 (same department as A) out, though A has room.
+    people = [person("A", level=8, dept="Eng"), person("e1", level=5, dept="Sales"), person("e2", level=5, dept="Eng")]
+    prob = problem(
+        people, {"A": "mentor", "e1": "mentee", "e2": "mentee"}, objective="score_first", capacity={"A": 2},
+        min_cross_functional_share=1.0,
+    )
+    sol = solve(prob)
+    assert pairs(sol) == [("A", "e1")]
+    (entry,) = [u for u in sol.unmatched if u.person_id == "e2"]
+    assert entry.reasons[0] == (
+        "1 of 1 eligible mentors have spare capacity, but pairing would break the cross-functional quota "
+        "or lower the total score"
+    )
+
+
 def test_unmatched_mentee_reason_counts_rules():
     people = [
         person("A", level=8, languages=("ja",)),
