@@ -160,15 +160,17 @@ def _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m
         bound[rows[rr[starts]]] = np.maximum(bound[rows[rr[starts]]], best)
 
 
-def _finish(enc, every, cands, network, result, active, capacity, floors, t):
-    """Return the flow over ``every`` kept arc (arcs outside the last network carry 0)."""
+def _finish(enc, every, cands, network, result, cert, active, capacity, floors, t):
+    """Return the flow over ``every`` kept arc (arcs outside the last network carry 0), and the
+    potentials that certified it: under them every eligible pair has a reduced cost >= 0
+    (``1000 - points + pi(e) - pi(m)``), kept or pruned."""
     if every.mentee.size == cands.mentee.size:
-        return cands, network, result, t
+        return cands, network, result, cert.potential, t
     full = build_network(enc, every, active, capacity, floors)
     flow = np.zeros(full.tail.size, np.int64)
-    flow[_positions(enc, every, cands.mentee, cands.mentor)] = result.flow[: network.n_pairs]
+    flow[arc_positions(enc, every, cands.mentee, cands.mentor)] = result.flow[: network.n_pairs]
     flow[full.n_pairs :] = result.flow[network.n_pairs :]
-    return every, full, FlowResult(flow=flow, maximum_flow=result.maximum_flow), t
+    return every, full, FlowResult(flow=flow, maximum_flow=result.maximum_flow), cert.potential, t
 
 
 def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity, floors, clock, t):
@@ -218,7 +220,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             if approximate:
                 approximate = False  # nothing pruned: the exact solve next
                 continue
-            return _finish(enc, every, cands, network, result, active, capacity, floors, t)
+            return _finish(enc, every, cands, network, result, cert, active, capacity, floors, t)
         pi_e = cert.potential[e_nodes].astype(np.float64)
         pi_m = cert.potential[m_nodes].astype(np.float64)
         in_s_e = cert.reachable[e_nodes]
@@ -335,7 +337,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             # Every pruned pair passed this round's screen and the queued ones are merely near
             # (reduced cost >= 0, not crossing the cut): the potentials and the cut certify the
             # flow as it is, no need to add them and solve again.
-            return _finish(enc, every, cands, network, result, active, capacity, floors, t)
+            return _finish(enc, every, cands, network, result, cert, active, capacity, floors, t)
         if approximate and not keep.any() and back.size == 0:
             approximate = False  # nothing to add: the exact solve next
             continue
@@ -360,7 +362,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             # (matching/repair.py); dropped arcs carried no flow.
             network = build_network(enc, cands, active, capacity, floors)
             flow = np.zeros(network.tail.size, np.int64)
-            flow[_positions(enc, cands, carried[0], carried[1])] = carried[2]
+            flow[arc_positions(enc, cands, carried[0], carried[1])] = carried[2]
             flow[network.n_pairs :] = carried[3]
             flow = repair_flow(network, flow, cert.potential)
             if flow is not None:
@@ -420,7 +422,7 @@ def _merge_flagged(enc, every: Candidates, flags: np.ndarray, mentee, mentor, po
     return merged, interleave(flags, np.ones(mentee.size, bool))
 
 
-def _positions(enc: Encoded, cands: Candidates, mentee: np.ndarray, mentor: np.ndarray) -> np.ndarray:
+def arc_positions(enc: Encoded, cands: Candidates, mentee: np.ndarray, mentor: np.ndarray) -> np.ndarray:
     """Index in ``cands`` of each pair (mentee, mentor), all of them arcs of ``cands``."""
     keys = cands.mentee * enc.n_mentors + cands.mentor
     return np.searchsorted(keys, mentee * enc.n_mentors + mentor)

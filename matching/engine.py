@@ -119,14 +119,14 @@ def solve(problem: Problem, top_k: int | None | Literal["auto"] = "auto") -> Sol
         t = clock.add("solve", t)
     else:
         floors = department_floors(enc, active, pinned_mentee)
-        cands, network, result, t = certified_flow(
+        cands, network, result, certified, t = certified_flow(
             enc, scorer or FastScorer(enc), cands, active, capacity, floors, clock, t
         )
         chosen = np.flatnonzero(result.flow[: network.n_pairs] > 0)
         pairs = list(zip(cands.mentee[chosen].tolist(), cands.mentor[chosen].tolist()))
         if problem.program.rules.min_cross_functional_share:
             pairs, status, bound_points, t = enforce_quota(
-                enc, scorer or FastScorer(enc), (cands, network, result), active, capacity, floors, pins, clock, t,
+                enc, scorer or FastScorer(enc), (cands, network, result, certified), active, capacity, floors, pins, clock, t,
                 deadline=time.monotonic() + problem.time_limit_seconds,
             )
 

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .candidates import Candidates, level_blocks, present_mask
-from .certify import VALUE_SLACK, screen_block
+from .certify import PARTIAL_CHUNK, VALUE_SLACK, arc_positions, screen_block
 from .fastscore import ELIGIBLE, POINTS_MARGIN, FastScorer
 from .flow import PRIORITY_CAP, FlowResult, Network, build_network, flow_potentials, solve_network
 from .repair import REACH, repair_flow
@@ -91,9 +91,10 @@ class _Primal:
 def enforce_quota(enc, scorer: FastScorer, unshifted: tuple, active, capacity, floors, pins, clock, t, deadline):
     """(pairs, status, bound in points of the free pairs, t) meeting the quota when possible.
 
-    ``unshifted`` = (candidates, network, flow) of the certified solve without the quota."""
+    ``unshifted`` = (candidates, network, flow, certifying potentials) of the certified solve
+    without the quota."""
     q = float(enc.problem.program.rules.min_cross_functional_share)
-    cands, network0, result0 = unshifted
+    cands, network0, result0, certified = unshifted
     chosen = np.flatnonzero(result0.flow[: network0.n_pairs] > 0)
     cross_arc = scorer.cross_functional(cands.mentee, cands.mentor)
     e_index = {pid: i for i, pid in enumerate(enc.mentees.ids)}
@@ -246,7 +247,7 @@ def enforce_quota(enc, scorer: FastScorer, unshifted: tuple, active, capacity, f
 
     # Bound at the multiplier with the least shifted optimum, lifted by the pruned excess.
     best_run = min(runs, key=lambda x: x.value + pin_shift(x))
-    excess = _pruned_excess(enc, scorer, active, best_run, scale)
+    excess = _pruned_excess(enc, scorer, active, best_run, scale, cands, certified, cross_arc)
     t = clock.add("pruning", t)
     bound = min((best_run.value + pin_shift(best_run) + excess) // scale, base_points)
     log.debug("quota: objective %d, bound %d (excess %d)", best.points, bound, excess)
@@ -271,34 +272,71 @@ def _shifted_from_unshifted(enc, arcs: Candidates, network: Network, pair_flow, 
     return FlowResult(flow=repaired, maximum_flow=int(repaired[: network.n_pairs].sum()))
 
 
-def _pruned_excess(enc, scorer: FastScorer, active, run: _Relaxed, scale: int) -> int:
+def _pruned_excess(enc, scorer: FastScorer, active, run: _Relaxed, scale: int, cands, certified, cross_arc) -> int:
     """Sum over the mentees of the largest excess ``shifted points - 1000 - pi(e) + pi(m)`` of a
     pair the flow did not see (module docstring, 2.): what lifts ``L_cand`` to a bound on
-    ``L_full``. One dense pass: float32 upper bounds with the larger shift (the gain) find the
-    pairs that could show an excess, and only those are scored exactly."""
+    ``L_full``, ``pi`` being the shifted flow's potentials.
+
+    * Kept arcs the flow did not see (farther than NEAR_POINTS from tight): their points are
+      known, so their excess is computed exactly.
+    * The other pairs: under the potentials ``pf`` that certified the unshifted optimum every
+      pair has ``points <= 1000 + pf(e) - pf(m)``, so the excess of (e, m) is at most ``A(e) +
+      B(m)`` with ``A = scale * (1000 + pf(e)) + gain - 1000 - pi(e)`` and ``B = pi(m) - scale *
+      pf(m)``. Only the pairs with ``B(m) > -A(e)`` can show one: a row is screened (float32
+      upper bounds, then exact points) against those mentors only, rows in chunks of similar
+      ``A`` (20k x 10k, 90 %: 38 M of the 73 M level-compatible pairs, 0.34 s against 0.7 s
+      for all of them; the bound is unchanged).
+    """
     potential = flow_potentials(run.network, run.result.flow)
     pi_e = potential[run.network.mentee_node(np.arange(enc.n_mentees))]
     pi_m = potential[run.network.mentor_node(np.arange(enc.n_mentors))]
     excess = np.zeros(enc.n_mentees, np.int64)
-    for rows, cols in level_blocks(enc, np.flatnonzero(active)):
-        raw = scorer.raw_block(rows, cols)
-        # scale * (raw * to_points + 0.5 + margin) + gain > 1000 + pi(e) - pi(m), divided by
-        # scale and taken relative to the block's largest mentor potential (small floats):
-        # certify's compiled screen lists those pairs (no cut condition here).
-        base = int(pi_m[cols].max())
-        col_value = (pi_m[cols] - base) / scale
-        limit = (SCORE_SCALE + pi_e[rows] - base - run.gain) / scale - 0.5 - POINTS_MARGIN - VALUE_SLACK
-        present = present_mask(run.arcs, rows, cols, enc.n_mentors)
-        no_cut_r, no_cut_c = np.zeros(rows.size, np.bool_), np.zeros(cols.size, np.bool_)
-        r, c, _ = screen_block(raw, present, scorer.to_points, col_value, limit, no_cut_r, no_cut_c)
-        if r.size == 0:
-            continue
-        e, m = rows[r], cols[c]
-        points = scorer.exact_points(e, m)
-        shifted = scale * points + np.where(scorer.cross_functional(e, m), run.gain, -run.loss)
-        over = np.where(points >= 0, shifted - SCORE_SCALE - pi_e[e] + pi_m[m], 0)
-        np.maximum.at(excess, e, over)
+
+    unseen = np.ones(cands.mentee.size, bool)
+    unseen[arc_positions(enc, cands, run.arcs.mentee, run.arcs.mentor)] = False
+    unseen &= active[cands.mentee]
+    e, m = cands.mentee[unseen], cands.mentor[unseen]
+    shifted = scale * cands.points[unseen] + np.where(cross_arc[unseen], run.gain, -run.loss)
+    np.maximum.at(excess, e, shifted - SCORE_SCALE - pi_e[e] + pi_m[m])
+
+    pf_e = certified[run.network.mentee_node(np.arange(enc.n_mentees))]
+    pf_m = certified[run.network.mentor_node(np.arange(enc.n_mentors))]
+    row_room = scale * (SCORE_SCALE + pf_e) + run.gain - SCORE_SCALE - pi_e  # A
+    col_room = pi_m - scale * pf_m  # B
+    rows = np.flatnonzero(active)
+    rows = rows[np.argsort(-row_room[rows], kind="stable")]
+    screened = total = 0
+    for block_rows, cols in level_blocks(enc, rows):
+        total += block_rows.size * cols.size
+        for k in range(0, block_rows.size, PARTIAL_CHUNK):
+            chunk = block_rows[k : k + PARTIAL_CHUNK]
+            sub = cols[col_room[cols] > -row_room[chunk].max()]
+            if sub.size:
+                screened += chunk.size * sub.size
+                _dense_excess(enc, scorer, run, scale, cands, pi_e, pi_m, chunk, sub, excess)
+    log.debug("quota: excess pass screened %d of %d level-compatible pairs", screened, total)
     return int(excess.sum())
+
+
+def _dense_excess(enc, scorer, run, scale, cands, pi_e, pi_m, rows, cols, excess) -> None:
+    """The largest excess per row over the block's pairs that are not kept arcs (in place)."""
+    raw = scorer.raw_block(rows, cols)
+    # scale * (raw * to_points + 0.5 + margin) + gain > 1000 + pi(e) - pi(m), divided by
+    # scale and taken relative to the block's largest mentor potential (small floats):
+    # certify's compiled screen lists those pairs (no cut condition here).
+    base = int(pi_m[cols].max())
+    col_value = (pi_m[cols] - base) / scale
+    limit = (SCORE_SCALE + pi_e[rows] - base - run.gain) / scale - 0.5 - POINTS_MARGIN - VALUE_SLACK
+    present = present_mask(cands, rows, cols, enc.n_mentors)
+    no_cut_r, no_cut_c = np.zeros(rows.size, np.bool_), np.zeros(cols.size, np.bool_)
+    r, c, _ = screen_block(raw, present, scorer.to_points, col_value, limit, no_cut_r, no_cut_c)
+    if r.size == 0:
+        return
+    e, m = rows[r], cols[c]
+    points = scorer.exact_points(e, m)
+    shifted = scale * points + np.where(scorer.cross_functional(e, m), run.gain, -run.loss)
+    over = np.where(points >= 0, shifted - SCORE_SCALE - pi_e[e] + pi_m[m], 0)
+    np.maximum.at(excess, e, over)
 
 
 def _repair(enc, cands: Candidates, cross_arc, hi_idx, lo_idx, q, pin_cross, n_pins, floors) -> np.ndarray | None:
