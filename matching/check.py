@@ -181,7 +181,7 @@ class PairJudge:
             level_fine = rules.level_gap_min <= gap <= rules.level_gap_max
         if not level_fine:
             found.append(RULE_LEVEL_GAP)
-        score, _, hours = self.score(mentor_id, mentee_id)
+        hours = windows_hours(self.windows(mentor, mentee))
         if hours * 3600.0 < rules.min_overlap_hours * 3600.0 - 1e-6:
             found.append(RULE_MIN_OVERLAP)
         if rules.require_common_language and self.languages(mentor).isdisjoint(self.languages(mentee)):
@@ -204,8 +204,11 @@ class PairJudge:
             found.append(RULE_REPEAT_PAIR)
         # Points are floor(score * 1000 + 0.5); a pair is kept if points >= ceil(min * 1000).
         # The tiny tolerance keeps the checker from disagreeing with the solver on float noise.
-        if math.floor(score * SCORE_SCALE + 0.5 + 1e-7) < self._min_points:
-            found.append(RULE_MIN_SCORE)
+        # Scores are never negative: without a minimum there is nothing to compute.
+        if self._min_points > 0:
+            score = self.score(mentor_id, mentee_id)[0]
+            if math.floor(score * SCORE_SCALE + 0.5 + 1e-7) < self._min_points:
+                found.append(RULE_MIN_SCORE)
         return found
 
     def capacity(self, mentor_id: str) -> int:

@@ -85,11 +85,10 @@ def solve(problem: Problem, top_k: int | None | Literal["auto"] = "auto") -> Sol
     t = t_start = time.perf_counter()
     enc = encode(problem)
     pins = _validate_pins(problem, enc)
-    scorer = None
+    scorer = None if enc.peer else FastScorer(enc)
     if enc.peer or top_k is None:
         cands = build_candidates(enc)
     else:
-        scorer = FastScorer(enc)
         if top_k == "auto":
             top_k = cand_mod.default_top_k(enc.n_mentees)
         # Mentor side twice as deep: capacity is tight, so the first prices are set by the
@@ -120,18 +119,18 @@ def solve(problem: Problem, top_k: int | None | Literal["auto"] = "auto") -> Sol
     else:
         floors = department_floors(enc, active, pinned_mentee)
         cands, network, result, certified, t = certified_flow(
-            enc, scorer or FastScorer(enc), cands, active, capacity, floors, clock, t
+            enc, scorer, cands, active, capacity, floors, clock, t
         )
         chosen = np.flatnonzero(result.flow[: network.n_pairs] > 0)
         pairs = list(zip(cands.mentee[chosen].tolist(), cands.mentor[chosen].tolist()))
         if problem.program.rules.min_cross_functional_share:
             pairs, status, bound_points, t = enforce_quota(
-                enc, scorer or FastScorer(enc), (cands, network, result, certified), active, capacity, floors, pins, clock, t,
+                enc, scorer, (cands, network, result, certified), active, capacity, floors, pins, clock, t,
                 deadline=time.monotonic() + problem.time_limit_seconds,
             )
 
     with _gc_paused():
-        return _assemble(problem, enc, pins, pairs, cands, status, bound_points, clock, t, t_start)
+        return _assemble(problem, enc, scorer, pins, pairs, status, bound_points, clock, t, t_start)
 
 
 @contextmanager
@@ -173,10 +172,21 @@ def warm_up() -> float:
     return time.perf_counter() - started
 
 
-def _assemble(problem, enc, pins, pairs, cands, status, bound_points, clock, t, t_start) -> Solution:
+def _assemble(problem, enc, scorer, pins, pairs, status, bound_points, clock, t, t_start) -> Solution:
     explainer = PairExplainer(problem)
     matches = [explainer.match(m, e, pinned=True) for m, e in pins]
-    matches += [explainer.match(enc.mentors.ids[m], enc.mentees.ids[e]) for e, m in pairs]
+    if scorer is None:
+        matches += [explainer.match(enc.mentors.ids[m], enc.mentees.ids[e]) for e, m in pairs]
+    else:
+        # Scores and components of all pairs at once (the scalar formulas, vectorised).
+        e_idx = np.array([e for e, _ in pairs], np.int64)
+        m_idx = np.array([m for _, m in pairs], np.int64)
+        points, components, seconds = scorer.scored(e_idx, m_idx)
+        values = zip(*(c.tolist() for c in components))
+        matches += [
+            explainer.match(enc.mentors.ids[m], enc.mentees.ids[e], scored=(p, v, s / 3600.0))
+            for e, m, p, v, s in zip(e_idx.tolist(), m_idx.tolist(), points.tolist(), values, seconds.tolist())
+        ]
     matches.sort(key=lambda match: (match.mentee_id, match.mentor_id))
     unmatched = _unmatched(problem, enc, matches)
     objective = sum(round(m.score * SCORE_SCALE) for m in matches) / SCORE_SCALE

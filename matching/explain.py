@@ -33,7 +33,7 @@ from .problem import (
 )
 from .candidates import level_blocks
 from .rules import RULE_ORDER, BlockEvaluator
-from .scoring import SCORE_SCALE, to_points
+from .scoring import COMPONENTS, SCORE_SCALE, to_points
 
 BLOCK_PAIRS = 1 << 21
 
@@ -72,18 +72,24 @@ class PairExplainer:
             text = self._texts[key] = build()
         return text
 
-    def match(self, mentor_id: str, mentee_id: str, pinned: bool = False) -> Match:
+    def match(self, mentor_id: str, mentee_id: str, pinned: bool = False, scored: tuple | None = None) -> Match:
+        """The pair's match. ``scored``: its (points, the four components in ``COMPONENTS``
+        order, shared hours) when already computed by the vectorised scalar formulas
+        (``FastScorer.scored``); otherwise the judge computes them."""
         people = self.problem.people
         mentor, mentee = people[mentor_id], people[mentee_id]
         windows = self.judge.windows(mentor, mentee)
-        raw_score, components, hours = self.judge.score(mentor_id, mentee_id)
+        if scored is None:
+            raw_score, components, hours = self.judge.score(mentor_id, mentee_id)
+            points, values = to_points(raw_score), components.values()
+        else:
+            points, values, hours = scored
         preferred = self.judge.is_preferred(mentor_id, mentee_id)
-        score = to_points(raw_score) / SCORE_SCALE
         return Match(
             mentor_id=mentor_id,
             mentee_id=mentee_id,
-            score=score,
-            components={k: round(v, 4) for k, v in components.items()},
+            score=points / SCORE_SCALE,
+            components={k: round(v, 4) for k, v in zip(COMPONENTS, values)},
             reasons=tuple(self.reasons(mentor, mentee, hours, preferred, pinned)),
             overlap_hours=round(hours, 2),
             overlap_windows=windows,

@@ -37,6 +37,7 @@ from .scoring import (
     PREFERRED_BONUS,
     SCORE_SCALE,
     TZ_FULL_HOURS,
+    block_components,
     block_scores,
     component_weights,
     min_score_points,
@@ -185,10 +186,16 @@ class FastScorer:
     def exact_points(self, e_idx: np.ndarray, m_idx: np.ndarray) -> np.ndarray:
         """Exact integer points for eligible pairs (float64, the scalar formula's order);
         -1 where the exact score falls below ``min_score``."""
-        enc = self.enc
-        e, m = enc.mentees, enc.mentors
         if e_idx.size == 0:
             return np.zeros(0, np.int64)
+        points, _, _ = self.scored(e_idx, m_idx)
+        return np.where(points >= self.min_points, points, -1)
+
+    def scored(self, e_idx: np.ndarray, m_idx: np.ndarray) -> tuple[np.ndarray, tuple, np.ndarray]:
+        """(integer points, the four components, shared seconds) of pairs: the scalar formulas
+        (``scoring.pair_components`` and ``combine``) in the same operation order, vectorised."""
+        enc = self.enc
+        e, m = enc.mentees, enc.mentors
         numer = np.empty(e_idx.size, np.float64)
         _goal_numerators(
             self._goal_ptr, self._goal_skill, self._goal_points, self._m_skill_ptr, self._m_skill,
@@ -201,10 +208,9 @@ class FastScorer:
         cross = ((e_dept != m_dept) & (e_dept >= 0) & (m_dept >= 0)).astype(np.float64)
         keys = e_idx.astype(np.int64) * enc.n_mentors + m_idx
         preferred = np.isin(keys, enc.preferred) if enc.preferred.size else None
-        points = block_scores(
-            self.program, goals, seconds, m.level[m_idx], e.level[e_idx], cross, preferred
-        ).astype(np.int64)
-        return np.where(points >= self.min_points, points, -1)
+        m_level, e_level = m.level[m_idx], e.level[e_idx]
+        points = block_scores(self.program, goals, seconds, m_level, e_level, cross, preferred).astype(np.int64)
+        return points, block_components(self.program, goals, seconds, m_level, e_level, cross), seconds
 
 
 def _rows_index(keys: np.ndarray, n_mentees: int, n_mentors: int) -> tuple[np.ndarray, np.ndarray]:

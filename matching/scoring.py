@@ -147,6 +147,28 @@ def combine(program: Program, components: dict[str, float], preferred: bool) -> 
 # --- vectorised -----------------------------------------------------------------------------
 
 
+def block_components(
+    program: Program,
+    goals: np.ndarray,
+    overlap_seconds: np.ndarray,
+    mentor_level: np.ndarray,
+    mentee_level: np.ndarray,
+    cross_functional: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The four components for a block of pairs (goals, time_zone, seniority, cross_functional),
+    by the scalar formulas in the same operation order, so each equals ``pair_components``'s."""
+    tz = np.minimum(1.0, (overlap_seconds / 3600.0) / TZ_FULL_HOURS)
+    if program.relationship == "peer":
+        sen = np.maximum(0.0, 1.0 - np.abs(mentor_level - mentee_level) / 2.0)
+    else:
+        rules = program.rules
+        gap = mentor_level - mentee_level if program.relationship == "traditional" else mentee_level - mentor_level
+        ideal = (rules.level_gap_min + rules.level_gap_max) / 2.0
+        half_width = (rules.level_gap_max - rules.level_gap_min) / 2.0
+        sen = np.maximum(0.0, 1.0 - np.abs(gap - ideal) / (half_width + 1.0))
+    return goals, tz, sen, cross_functional
+
+
 def block_scores(
     program: Program,
     goals: np.ndarray,
@@ -162,15 +184,9 @@ def block_scores(
     if total <= 0:
         base = np.zeros(goals.shape)
     else:
-        tz = np.minimum(1.0, (overlap_seconds / 3600.0) / TZ_FULL_HOURS)
-        if program.relationship == "peer":
-            sen = np.maximum(0.0, 1.0 - np.abs(mentor_level - mentee_level) / 2.0)
-        else:
-            rules = program.rules
-            gap = mentor_level - mentee_level if program.relationship == "traditional" else mentee_level - mentor_level
-            ideal = (rules.level_gap_min + rules.level_gap_max) / 2.0
-            half_width = (rules.level_gap_max - rules.level_gap_min) / 2.0
-            sen = np.maximum(0.0, 1.0 - np.abs(gap - ideal) / (half_width + 1.0))
+        goals, tz, sen, cross_functional = block_components(
+            program, goals, overlap_seconds, mentor_level, mentee_level, cross_functional
+        )
         base = (wg * goals + wt * tz + ws * sen + wc * cross_functional) / total
     if preferred is not None:
         base = np.where(preferred, np.minimum(1.0, base + PREFERRED_BONUS), base)

@@ -109,3 +109,27 @@ def test_goal_fit_by_priority_and_proficiency():
     # (3*5 + 1*1 + 2*0) / (5 * (3 + 1 + 2)) = 16 / 30
     assert comps["goals"] == pytest.approx(16 / 30)
     assert to_points(0.4995) == 500 and to_points(0.4994) == 499
+
+
+@pytest.mark.parametrize("relationship", ["traditional", "reverse"])
+def test_solved_matches_carry_the_scalar_scores_and_components(relationship):
+    """``solve`` scores its pairs with the vectorised formulas (``FastScorer.scored``): every
+    match has exactly the score, components, hours and reasons the scalar reference gives,
+    preferred pairs included."""
+    from matching import solve
+    from matching.explain import PairExplainer
+
+    base = synthetic_problem(300, 150, 8)
+    mentors = [e.person_id for e in base.enrollments if e.role == "mentor"]
+    rng = np.random.default_rng(1)
+    enrollments = tuple(
+        dataclasses.replace(e, preferred=frozenset(rng.choice(mentors, 20).tolist()))
+        if e.role == "mentee" and k % 2 == 0 else e
+        for k, e in enumerate(base.enrollments)
+    )
+    prob = dataclasses.replace(base, program=Program(relationship=relationship), enrollments=enrollments)
+    solution = solve(prob)
+    scalar = PairExplainer(prob)
+    assert any("requested by" in " ".join(m.reasons) for m in solution.matches)
+    for match in solution.matches:
+        assert match == scalar.match(match.mentor_id, match.mentee_id)
