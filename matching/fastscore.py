@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .candidates import mentor_columns
 from .encode import Encoded, unique_keys
 from .parallel import parts, run_parts
 from .rules import SPARSE_RULES, level_ok
@@ -108,9 +109,19 @@ class FastScorer:
         goals = e.goal_points.tocsr().sorted_indices()
         self._goal_ptr, self._goal_skill = goals.indptr.astype(np.int64), goals.indices.astype(np.int64)
         self._goal_points = goals.data.astype(np.float64)
-        by_skill = m.skill_levels.T.tocsr()  # skill -> the mentors who have it, and their level
-        self._skill_ptr, self._skill_mentor = by_skill.indptr.astype(np.int64), by_skill.indices.astype(np.int64)
-        self._skill_level = by_skill.data.astype(np.float64)
+        # skill -> the mentors who have it and their level, each list in level order (the order
+        # of ``candidates.mentor_columns``, mentors without capacity last): a block's columns are
+        # a stretch of that order, so its mentors with a skill are a stretch of the list.
+        by_skill = m.skill_levels.T.tocsr()
+        cols_sorted, _ = mentor_columns(enc)
+        self._position = np.full(enc.n_mentors, enc.n_mentors, np.int64)
+        self._position[cols_sorted] = np.arange(cols_sorted.size)
+        entry_skill = np.repeat(np.arange(by_skill.shape[0]), np.diff(by_skill.indptr))
+        order = np.lexsort((self._position[by_skill.indices], entry_skill))
+        self._skill_ptr = by_skill.indptr.astype(np.int64)
+        self._skill_mentor = by_skill.indices[order].astype(np.int64)
+        self._skill_level = by_skill.data[order].astype(np.float64)
+        self._skill_position = self._position[self._skill_mentor]
         skills = m.skill_levels.tocsr().sorted_indices()  # mentor -> their skills, for exact_points
         self._m_skill_ptr, self._m_skill = skills.indptr.astype(np.int64), skills.indices.astype(np.int64)
         self._m_skill_level = skills.data.astype(np.float64)
@@ -143,6 +154,8 @@ class FastScorer:
         col_pos[cols] = np.arange(cols.size)
         group_m, dept_m = self.group_m[cols], self.dept_m[cols]
         group_e, dept_e, goal_scale = self.group_e[rows], self.dept_e[rows], self.goal_scale[rows]
+        at = self._position[cols]
+        first, last = at.min(), at.max() + 1  # the block's stretch of the level order
         bonus, cap, floor = np.float32(PREFERRED_BONUS * self.total), np.float32(self.total), np.float64(self.min_raw)
 
         def part(lo: int, hi: int) -> None:
@@ -150,7 +163,7 @@ class FastScorer:
             _dense_raw(
                 self.contact, group_e[lo:hi], group_m, self.dept, dept_e[lo:hi], dept_m, per_col, self._goal_ptr,
                 self._goal_skill, self._goal_points, goal_scale[lo:hi], ids, self._skill_ptr, self._skill_mentor,
-                self._skill_level, col_pos, out,
+                self._skill_level, self._skill_position, first, last, col_pos, out,
             )
             if self._preferred_mentor.size:
                 _lift_pairs(out, ids, self._preferred_ptr, self._preferred_mentor, col_pos, bonus, cap)
@@ -253,16 +266,25 @@ def _lift_pairs(raw, rows, ptr, mentor, col_pos, bonus, cap):
 @njit(cache=True, nogil=True)
 def _dense_raw(
     contact, group_e, group_m, dept, dept_e, dept_m, per_col, goal_ptr, goal_skill, goal_points, goal_scale,
-    rows, skill_ptr, skill_mentor, skill_level, col_pos, raw,
+    rows, skill_ptr, skill_mentor, skill_level, skill_position, first, last, col_pos, raw,
 ):
     """``raw[i, j]`` = contact + department + per-column (seniority or NEG) terms, plus the goal
     fit: for each of row i's goals, every mentor of the block with that skill (``col_pos`` maps
     a mentor to its column, -1 outside the block) gains priority x proficiency, summed in
-    float64 per pair and scaled by ``goal_scale[i]`` before the float32 add."""
+    float64 per pair and scaled by ``goal_scale[i]`` before the float32 add. A skill's mentors
+    are visited only within the block's stretch ``first:last`` of the level order (each list
+    is in that order): a level window holds about a third of the mentors."""
     n_r, n_c = raw.shape
     acc = np.zeros(n_c, np.float64)
     seen = np.zeros(n_c, np.bool_)
     touched = np.empty(n_c, np.int64)
+    n_skills = skill_ptr.size - 1
+    stretch_start = np.empty(n_skills, np.int64)
+    stretch_stop = np.empty(n_skills, np.int64)
+    for skill in range(n_skills):
+        a, b = skill_ptr[skill], skill_ptr[skill + 1]
+        stretch_start[skill] = a + np.searchsorted(skill_position[a:b], first)
+        stretch_stop[skill] = a + np.searchsorted(skill_position[a:b], last)
     for i in range(n_r):
         c_row = contact[group_e[i]]
         d_row = dept[dept_e[i]]
@@ -273,7 +295,7 @@ def _dense_raw(
         for g in range(goal_ptr[row], goal_ptr[row + 1]):
             skill = goal_skill[g]
             weight = goal_points[g]
-            for k in range(skill_ptr[skill], skill_ptr[skill + 1]):
+            for k in range(stretch_start[skill], stretch_stop[skill]):
                 j = col_pos[skill_mentor[k]]
                 if j < 0:
                     continue

@@ -133,3 +133,24 @@ def test_solved_matches_carry_the_scalar_scores_and_components(relationship):
     assert any("requested by" in " ".join(m.reasons) for m in solution.matches)
     for match in solution.matches:
         assert match == scalar.match(match.mentor_id, match.mentee_id)
+
+
+def test_raw_block_is_the_same_over_any_columns():
+    """A block's raw scores do not depend on which other columns it has: level slices (whose
+    goal fit visits only the slice's stretch of each skill's mentors) and scattered subsets
+    give exactly the scores of the full row."""
+    from matching.candidates import level_blocks
+
+    prob = synthetic_problem(400, 200, 9)
+    enc = encode(prob)
+    scorer = FastScorer(enc)
+    everyone = np.arange(enc.n_mentors)
+    rng = np.random.default_rng(2)
+    checked = 0
+    for rows, cols in level_blocks(enc):
+        full = scorer.raw_block(rows, everyone)
+        assert np.array_equal(scorer.raw_block(rows, cols), full[:, cols])
+        subset = np.sort(rng.choice(cols, max(1, cols.size // 3), replace=False))
+        assert np.array_equal(scorer.raw_block(rows, subset), full[:, subset])
+        checked += rows.size * cols.size
+    assert checked > 10_000
