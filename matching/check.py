@@ -89,8 +89,10 @@ class PairJudge:
             current = record.manager_id if record is not None else None
         if current is None:
             base = -1  # the last of the path is a top
+        elif current in known and known[current] >= 0:
+            base = known[current]
         else:
-            base = known[current] if current in known else -2  # -2: round a cycle
+            base = -2  # round a cycle, here or further up: no depth
         for k, pid in enumerate(reversed(path), start=1):
             known[pid] = base + k if base >= -1 else -1
         return known[person_id]

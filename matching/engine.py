@@ -9,6 +9,7 @@ the independent ``check``).
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections import Counter, defaultdict
 from contextlib import contextmanager
@@ -133,19 +134,32 @@ def solve(problem: Problem, top_k: int | None | Literal["auto"] = "auto") -> Sol
         return _assemble(problem, enc, scorer, pins, pairs, status, bound_points, clock, t, t_start)
 
 
+_gc_lock = threading.Lock()
+_gc_pausers = 0  # solves explaining right now, in any thread
+_gc_was_enabled = False
+
+
 @contextmanager
 def _gc_paused():
     """No cyclic garbage collection while the explanations are built: they allocate a dozen
     small objects per pair, none in a cycle, and each collection of the oldest generation
     walks every object of the problem (20k x 10k: ~0.25 s of ~1.2 s). Reference counting
-    still frees everything; the collector is back as it was afterwards."""
-    was_enabled = gc.isenabled()
-    gc.disable()
+    still frees everything. The pause is process-wide (a thread runner's other work waits
+    for cycles to be collected a few seconds at most), so it is counted: the collector comes
+    back as it was when the last solve in any thread leaves."""
+    global _gc_pausers, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pausers == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
     try:
         yield
     finally:
-        if was_enabled:
-            gc.enable()
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 def warm_up() -> float:

@@ -146,6 +146,8 @@ class FastScorer:
         (``parallel``); each row's scores depend on that row alone."""
         enc = self.enc
         e, m = enc.mentees, enc.mentors
+        if rows.size == 0 or cols.size == 0:
+            return np.empty((rows.size, cols.size), np.float32)
         e_level = float(e.level[rows[0]])
         m_level = m.level[cols].astype(np.float64)
         per_col = np.where(level_ok(enc, e_level, m_level), self._seniority(m_level, e_level), NEG).astype(np.float32)
@@ -234,7 +236,8 @@ def _rows_index(keys: np.ndarray, n_mentees: int, n_mentors: int) -> tuple[np.nd
 
 @njit(cache=True, nogil=True)
 def _floor_below(raw, floor, neg):
-    """``raw[raw < floor] = neg`` (compared in float64, as NumPy does) without a block-sized mask."""
+    """``raw[raw < floor] = neg`` without a block-sized mask, compared in float64 (NumPy compares
+    a float32 array with a Python float in float32; either way POINTS_MARGIN leaves room)."""
     n_r, n_c = raw.shape
     for i in range(n_r):
         for j in range(n_c):

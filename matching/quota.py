@@ -45,16 +45,12 @@ import numpy as np
 
 from .candidates import Candidates, level_blocks, present_mask
 from .certify import PARTIAL_CHUNK, VALUE_SLACK, arc_positions, screen_block
-from .fastscore import ELIGIBLE, POINTS_MARGIN, FastScorer
-from .flow import PRIORITY_CAP, FlowResult, Network, build_network, flow_potentials, solve_network
-from .repair import REACH, repair_flow
+from .fastscore import POINTS_MARGIN, FastScorer
+from .flow import PRIORITY_CAP, SOURCE, FlowResult, Network, build_network, flow_potentials, solve_network
+from . import repair
 from .scoring import SCORE_SCALE
 
 SCALE = 64  # multiplier resolution: 1/64 point per pair
-# The bracket's first multiplier (then x4): a quarter point. At 20k x 10k with a 90 % quota
-# it meets the quota in one flow (a whole point: 3 flows; an eighth: 2); the best multiplier is
-# usually a fraction of a point, and a flow at a small one is a cheaper repair.
-FIRST_BETA = SCALE // 4
 # Shifted flows see the arcs within this many points (plus the shift) of tight, see below.
 NEAR_POINTS = 20
 MAX_STEPS = 12  # Kelley steps after the bracket (it converges in a few)
@@ -176,7 +172,10 @@ def enforce_quota(enc, scorer: FastScorer, unshifted: tuple, active, capacity, f
             if r is not least:
                 r.arcs = r.network = r.result = None
 
-    lo, hi_beta = unshifted_run(), (1 if q >= 1 else FIRST_BETA)  # lo misses the quota
+    # The bracket's first multiplier (then x4): a quarter point. At 20k x 10k with a 90 % quota
+    # it meets the quota in one flow (a whole point: 3 flows; an eighth: 2); the best multiplier
+    # is usually a fraction of a point, and a flow at a small one is a cheaper repair.
+    lo, hi_beta = unshifted_run(), (1 if q >= 1 else max(1, scale // 4))  # lo misses the quota
     while True:
         try:
             hi = relax(hi_beta)
@@ -265,11 +264,11 @@ def _shifted_from_unshifted(enc, arcs: Candidates, network: Network, pair_flow, 
     flow = np.zeros(unshifted.tail.size, np.int64)
     flow[: unshifted.n_pairs] = pair_flow
     flow[unshifted.n_pairs :] = other_flow
-    repaired = repair_flow(network, flow, flow_potentials(unshifted, flow), reach=REACH * scale)
+    repaired = repair.repair_flow(network, flow, flow_potentials(unshifted, flow), reach=repair.REACH * scale)
     if repaired is None:
         return None
     # Same arcs as the unshifted optimum's maximum flow, and the repair keeps the flow's value.
-    return FlowResult(flow=repaired, maximum_flow=int(repaired[: network.n_pairs].sum()))
+    return FlowResult(flow=repaired, maximum_flow=int(repaired[network.tail == SOURCE].sum()))
 
 
 def _pruned_excess(enc, scorer: FastScorer, active, run: _Relaxed, scale: int, cands, certified, cross_arc) -> int:

@@ -71,9 +71,10 @@ def block_top(raw, rows, cols, floor, top_k, out_row, out_col, cut, col_values, 
     def row_part(lo: int, hi: int) -> int:
         return _rows_top(raw[lo:hi], rows[lo:hi], cols, floor, top_k, out_row[lo * top_k :], out_col[lo * top_k :], cut[lo:hi])
 
-    counts = run_parts(row_part, parts(n_r, n_c))
+    split = parts(n_r, n_c)
+    counts = run_parts(row_part, split)
     n_out = 0
-    for (lo, _), count in zip(parts(n_r, n_c), counts):
+    for (lo, _), count in zip(split, counts):
         if lo * top_k != n_out:
             out_row[n_out : n_out + count] = out_row[lo * top_k : lo * top_k + count]
             out_col[n_out : n_out + count] = out_col[lo * top_k : lo * top_k + count]

@@ -55,7 +55,7 @@ def test_auction_is_eps_optimal_cold_and_warm(n_mentees, n_mentors, degree, max_
     rng = np.random.default_rng(seed)
     mentee, mentor, points = _random_arcs(rng, n_mentees, n_mentors, degree)
     capacity = rng.integers(0, max_capacity + 1, n_mentors)
-    state = AuctionState.empty(n_mentees, capacity)
+    state = AuctionState.empty(n_mentees, capacity, np.bincount(mentor, minlength=n_mentors))
     run_auction(state, mentee, mentor, points, n_mentees)
     _assert_eps_optimal(state, mentee, mentor, points, n_mentees, capacity, EPS[-1])
     # Warm start after arcs are added (as the certificate does): still eps-optimal.
@@ -68,12 +68,24 @@ def test_auction_is_eps_optimal_cold_and_warm(n_mentees, n_mentors, degree, max_
     _assert_eps_optimal(state, keys // n_mentors, keys % n_mentors, points2, n_mentees, capacity, EPS[-1])
 
 
+def test_slots_stay_within_the_arcs_whatever_the_capacities():
+    """A mentor gets few more slots than mentees with an arc to it, so a huge capacity costs
+    nothing; such a mentor is never full, so its price stays 0."""
+    mentee = np.array([0, 1, 2, 2])
+    mentor = np.array([0, 0, 0, 1])
+    state = AuctionState.empty(3, np.array([10**18, 1]), np.bincount(mentor, minlength=2))
+    assert state.slot_price.size == 3 + 1  # no more slots than mentees, one for capacity 1
+    run_auction(state, mentee, mentor, np.array([500, 400, 300, 900]), 3)
+    assert state.held.tolist() == [0, 0, 1]
+    assert state.prices()[0] == 0  # room left: free
+
+
 def test_auction_finds_the_optimum_of_a_small_assignment():
     # 3 mentees, 2 mentors of capacity 1: the best total (900 + 800) leaves mentee 1 out.
     mentee = np.array([0, 0, 1, 1, 2])
     mentor = np.array([0, 1, 0, 1, 1])
     points = np.array([900, 100, 500, 450, 800])
-    state = AuctionState.empty(3, np.array([1, 1]))
+    state = AuctionState.empty(3, np.array([1, 1]), np.array([2, 3]))
     run_auction(state, mentee, mentor, points, 3)
     assert state.held.tolist() == [0, -1, 1]
 

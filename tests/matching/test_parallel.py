@@ -80,3 +80,38 @@ def test_solve_equals_one_thread(threads):
     three = solve(prob, top_k=3)
     assert three.matches == one.matches
     assert three.solver.objective == one.solver.objective
+
+
+def test_thread_count_from_the_environment_and_the_cgroup_quota(monkeypatch, tmp_path):
+    monkeypatch.setattr(parallel, "CPU_MAX", str(tmp_path / "absent"))
+    monkeypatch.setenv("KIZUNA_ENGINE_THREADS", "3")
+    assert parallel._default_threads() == 3
+    monkeypatch.setenv("KIZUNA_ENGINE_THREADS", "0")
+    assert parallel._default_threads() == 1
+    monkeypatch.setenv("KIZUNA_ENGINE_THREADS", "many")  # not a number: every core, no crash
+    every_core = parallel._default_threads()
+    assert 1 <= every_core <= parallel.MAX_THREADS
+    monkeypatch.delenv("KIZUNA_ENGINE_THREADS")
+    quota = tmp_path / "cpu.max"
+    monkeypatch.setattr(parallel, "CPU_MAX", str(quota))
+    quota.write_text("100000 100000\n")  # docker --cpus=1
+    assert parallel._default_threads() == 1
+    quota.write_text("max 100000\n")
+    assert parallel._default_threads() == every_core
+    quota.write_text("garbage\n")
+    assert parallel._default_threads() == every_core
+
+
+def test_a_forked_child_runs_parts_on_a_pool_of_its_own(threads):
+    import multiprocessing as mp
+
+    threads(2)
+    assert parallel.run_parts(lambda lo, hi: hi - lo, [(0, 3), (3, 7)]) == [3, 4]  # the parent's pool exists
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        assert pool.apply(_split_in_child) == [3, 4]
+
+
+def _split_in_child():
+    parallel.THREADS = 2
+    return parallel.run_parts(lambda lo, hi: hi - lo, [(0, 3), (3, 7)])
