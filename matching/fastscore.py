@@ -39,7 +39,7 @@ from .scoring import (
     SCORE_SCALE,
     TZ_FULL_HOURS,
     block_components,
-    block_scores,
+    block_points,
     component_weights,
     min_score_points,
 )
@@ -223,9 +223,8 @@ class FastScorer:
         cross = ((e_dept != m_dept) & (e_dept >= 0) & (m_dept >= 0)).astype(np.float64)
         keys = e_idx.astype(np.int64) * enc.n_mentors + m_idx
         preferred = np.isin(keys, enc.preferred) if enc.preferred.size else None
-        m_level, e_level = m.level[m_idx], e.level[e_idx]
-        points = block_scores(self.program, goals, seconds, m_level, e_level, cross, preferred).astype(np.int64)
-        return points, block_components(self.program, goals, seconds, m_level, e_level, cross), seconds
+        components = block_components(self.program, goals, seconds, m.level[m_idx], e.level[e_idx], cross)
+        return block_points(self.program, components, preferred).astype(np.int64), components, seconds
 
 
 def _rows_index(keys: np.ndarray, n_mentees: int, n_mentors: int) -> tuple[np.ndarray, np.ndarray]:

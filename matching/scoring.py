@@ -179,14 +179,18 @@ def block_scores(
     preferred: np.ndarray | None,
 ) -> np.ndarray:
     """Integer points for a block of pairs (same formulas and operation order as the scalar)."""
+    components = block_components(program, goals, overlap_seconds, mentor_level, mentee_level, cross_functional)
+    return block_points(program, components, preferred)
+
+
+def block_points(program: Program, components: tuple, preferred: np.ndarray | None) -> np.ndarray:
+    """``combine`` then ``to_points`` over a block of pairs' components."""
     wg, wt, ws, wc = component_weights(program)
     total = wg + wt + ws + wc
+    goals, tz, sen, cross_functional = components
     if total <= 0:
         base = np.zeros(goals.shape)
     else:
-        goals, tz, sen, cross_functional = block_components(
-            program, goals, overlap_seconds, mentor_level, mentee_level, cross_functional
-        )
         base = (wg * goals + wt * tz + ws * sen + wc * cross_functional) / total
     if preferred is not None:
         base = np.where(preferred, np.minimum(1.0, base + PREFERRED_BONUS), base)
