@@ -19,8 +19,9 @@ mentees queued by index (``encode`` makes that independent of the input order): 
 are deterministic.
 
 The auction's assignment and prices are ``eps``-optimal for the kept arcs, not optimal, so
-``approximate_round`` raises the cost of the residual arcs that break them by up to ``eps``
-and takes the least potentials of that (``flow.sink_potentials``), as for an exact optimum.
+``approximate_round`` raises the cost of each residual arc that breaks them just enough (by
+at most ``eps`` on a pair arc) and takes the least potentials of that (``flow.sink_potentials``),
+as for an exact optimum.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from numba import njit
 
 from .flow import SINK, SOURCE, Certificate, FlowResult, Network, reachable_from_source, residual_arcs, sink_potentials
 from .scoring import SCORE_SCALE
-from .topk import _sift_down
+from .topk import sift_down
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def _auction(ptr, mentor, value, slot_ptr, eps, slot_price, holder, held):
             size += 1
         slot_price[start] += best - second + eps
         holder[start] = i
-        _sift_down(slot_price, holder, start, cap, 0)
+        sift_down(slot_price, holder, start, cap, 0)
         held[i] = j
         bids += 1
     return bids

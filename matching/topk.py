@@ -22,7 +22,7 @@ from .parallel import parts, run_parts
 
 
 @njit(cache=True, nogil=True)
-def _sift_down(values, slots, start, size, at):
+def sift_down(values, slots, start, size, at):
     """Restore the min-heap ``values[start:start + size]`` (with ``slots`` alongside) below ``at``."""
     value, slot = values[start + at], slots[start + at]
     while True:
@@ -39,7 +39,7 @@ def _sift_down(values, slots, start, size, at):
 
 
 @njit(cache=True, nogil=True)
-def _push(values, slots, start, size, value, slot):
+def heap_push(values, slots, start, size, value, slot):
     """Add to the min-heap ``values[start:start + size]`` (which has room): sift up."""
     at = size
     while at > 0:
@@ -100,13 +100,13 @@ def _rows_top(raw, rows, cols, floor, top_k, out_row, out_col, cut):
             value = raw[i, j]
             if value > row_floor:
                 if size < width:
-                    _push(heap_v, heap_j, 0, size, value, j)
+                    heap_push(heap_v, heap_j, 0, size, value, j)
                     size += 1
                     if size == width:
                         row_floor = heap_v[0]
                 else:
                     heap_v[0], heap_j[0] = value, j
-                    _sift_down(heap_v, heap_j, 0, size, 0)
+                    sift_down(heap_v, heap_j, 0, size, 0)
                     row_floor = heap_v[0]
         first = 0
         cut[i] = -np.inf
@@ -141,11 +141,11 @@ def _columns_top(raw, rows, cols, lo, hi, floor, col_values, col_rows, col_size)
                 start = col * mentor_k
                 filled = col_size[col]
                 if filled < mentor_k:
-                    _push(col_v, col_r, start, filled, value, row_id)
+                    heap_push(col_v, col_r, start, filled, value, row_id)
                     col_size[col] = filled + 1
                     if filled + 1 == mentor_k:
                         col_floor[j - lo] = col_v[start]
                 else:
                     col_v[start], col_r[start] = value, row_id
-                    _sift_down(col_v, col_r, start, mentor_k, 0)
+                    sift_down(col_v, col_r, start, mentor_k, 0)
                     col_floor[j - lo] = col_v[start]

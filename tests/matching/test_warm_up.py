@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 INLINED = {
     "matching.auction._options",
     "matching.auction._release",
-    "matching.topk._push",
-    "matching.topk._sift_down",
+    "matching.topk.heap_push",
+    "matching.topk.sift_down",
     "matching.repair._heap_pop",
     "matching.repair._heap_push",
     "matching.repair._heap_up",
