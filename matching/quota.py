@@ -14,9 +14,12 @@ overshoots to 92.6 %).
    arcs of the certified unshifted solve, then narrowed by intersecting the two solutions'
    lines ``scale * score + beta * (n1 - r n0)`` (Kelley's cutting plane in one dimension) until
    the flow at the intersection finds nothing above the two lines: that beta minimises ``L``.
+   Each shifted flow is the unshifted optimum repaired for the shift (``repair.repair_flow``),
+   an OR-Tools solve only when the repair gives up.
 2. Bound: those flows saw only the candidate arcs. The flow's potentials ``pi`` are a feasible
    dual on them; for every pruned pair ``e -> m`` with a positive excess ``shifted points - 1000
-   - pi(e) + pi(m)`` (one dense pass, float32 upper bounds first, then exact points), raising
+   - pi(e) + pi(m)`` (found by ``_pruned_excess``: float32 upper bounds first, then exact
+   points, over the pairs the unshifted certificate cannot rule out), raising
    ``pi(e)`` by the largest excess of its row keeps the dual feasible on the full graph at a
    cost of that excess on the mentee's unit source arc. So ``L_full(beta) <= L_cand(beta) +
    sum of the row excesses``. The candidate arcs carry the full maximum flow and priority
