@@ -62,7 +62,12 @@ class PairJudge:
         the boss can only be the person's ancestor ``depth(person) - depth(boss)`` levels up,
         so one short walk answers (and a boss as deep as the person is no boss). Chains that
         run into a cycle have no depth and are walked in full."""
-        boss_depth, depth = self._depth(boss_id), self._depth(person_id)
+        known = self._depths
+        boss_depth, depth = known.get(boss_id), known.get(person_id)  # memoised: the usual case
+        if boss_depth is None:
+            boss_depth = self._depth(boss_id)
+        if depth is None:
+            depth = self._depth(person_id)
         if boss_depth < 0 or depth < 0:
             return self._walk_finds(boss_id, person_id)
         people = self.problem.people

@@ -46,8 +46,9 @@ def ranked_goals(person: Person) -> list[str]:
     """The person's goal skills, most important first, then by name (each once)."""
     best: dict[str, int] = {}
     for goal in person.goals:
-        best[goal.skill] = min(best.get(goal.skill, 9), goal.priority)
-    return [name for name, _ in sorted(best.items(), key=lambda kv: (kv[1], kv[0]))]
+        current = best.get(goal.skill, 9)
+        best[goal.skill] = goal.priority if goal.priority < current else current
+    return [name for _, name in sorted((priority, name) for name, priority in best.items())]
 
 
 def skill_names(person: Person) -> frozenset[str]:
