@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from .candidates import arc_positions
 from .flow import SINK, SOURCE, Certificate, FlowResult, Network, reachable_from_source, residual_arcs, sink_potentials
 from .scoring import SCORE_SCALE
 from .topk import sift_down
@@ -181,9 +182,7 @@ def _options(i, ptr, mentor, value, slot_ptr, slot_price, held_mentor):
     return best, second, best_arc, held_worth
 
 
-def approximate_round(
-    state: AuctionState, network: Network, cands, active: np.ndarray, n_mentors: int
-) -> tuple[FlowResult, Certificate]:
+def approximate_round(state: AuctionState, enc, network: Network, cands, active: np.ndarray) -> tuple[FlowResult, Certificate]:
     """Run the auction on the network's pair arcs (``cands``, sorted by mentee; no department
     nodes) and return its flow and a certificate of the least potentials the assignment allows
     once the arcs that break it have their cost raised. The flow is not an optimum and must not
@@ -195,7 +194,7 @@ def approximate_round(
     held = state.held
     matched = np.flatnonzero(held >= 0)
     flow = np.zeros(network.tail.size, np.int64)
-    flow[np.searchsorted(mentee * n_mentors + mentor, matched * n_mentors + held[matched])] = 1
+    flow[arc_positions(enc, cands, matched, held[matched])] = 1
     _complete_flow(network, flow, matched.size)
 
     price = state.prices()

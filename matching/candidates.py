@@ -100,6 +100,12 @@ def _sorted_candidates(enc, parts_e, parts_m, parts_p, threshold) -> Candidates:
     return Candidates(mentee[first], mentor[first], points[first], threshold)
 
 
+def arc_positions(enc: Encoded, cands: Candidates, mentee: np.ndarray, mentor: np.ndarray) -> np.ndarray:
+    """Index in ``cands`` of each pair (mentee, mentor), all of them arcs of ``cands``."""
+    keys = cands.mentee * enc.n_mentors + cands.mentor
+    return np.searchsorted(keys, mentee * enc.n_mentors + mentor)
+
+
 def present_mask(cands: Candidates, rows: np.ndarray, cols: np.ndarray, n_mentors: int) -> np.ndarray:
     """Boolean (rows x cols): which pairs of the block are already candidate arcs."""
     start = np.searchsorted(cands.mentee, rows, "left")

@@ -44,7 +44,7 @@ import numpy as np
 from numba import njit
 
 from .auction import AuctionState, approximate_round
-from .candidates import Candidates, level_blocks, mentor_columns, present_mask
+from .candidates import Candidates, arc_positions, level_blocks, mentor_columns, present_mask
 from .encode import Encoded, unique_keys
 from .parallel import parts, run_parts
 from .fastscore import ELIGIBLE, POINTS_MARGIN, FastScorer
@@ -207,7 +207,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
     for round_no in range(MAX_ROUNDS):
         if approximate:
             network = build_network(enc, cands, active, capacity, floors)
-            result, cert = approximate_round(auction, network, cands, active, enc.n_mentors)
+            result, cert = approximate_round(auction, enc, network, cands, active)
         elif repaired is None:
             network = prebuilt if prebuilt is not None else build_network(enc, cands, active, capacity, floors)
             prebuilt = None
@@ -435,12 +435,6 @@ def _merge_flagged(enc, every: Candidates, flags: np.ndarray, mentee, mentor, po
         interleave(every.mentee, mentee), interleave(every.mentor, mentor), interleave(every.points, points), every.threshold
     )
     return merged, interleave(flags, np.ones(mentee.size, bool))
-
-
-def arc_positions(enc: Encoded, cands: Candidates, mentee: np.ndarray, mentor: np.ndarray) -> np.ndarray:
-    """Index in ``cands`` of each pair (mentee, mentor), all of them arcs of ``cands``."""
-    keys = cands.mentee * enc.n_mentors + cands.mentor
-    return np.searchsorted(keys, mentee * enc.n_mentors + mentor)
 
 
 def screen_block(raw, present, to_points, col_value, row_limit, cut_row, cut_col):

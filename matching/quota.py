@@ -46,8 +46,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .candidates import Candidates, level_blocks, present_mask
-from .certify import PARTIAL_CHUNK, VALUE_SLACK, arc_positions, screen_block
+from .candidates import Candidates, arc_positions, level_blocks, present_mask
+from .certify import PARTIAL_CHUNK, VALUE_SLACK, screen_block
 from .fastscore import POINTS_MARGIN, FastScorer
 from .flow import PRIORITY_CAP, SOURCE, FlowResult, Network, build_network, flow_potentials, solve_network
 from . import repair

@@ -27,7 +27,7 @@ from .problem import (
     RULE_REPEAT_PAIR,
     RULE_SELF,
 )
-from .scoring import MAX_PROFICIENCY, block_scores, min_score_points
+from .scoring import MAX_PROFICIENCY, block_components, block_points, min_score_points
 
 # Order in which a removed pair is attributed to a rule (first failing rule counts). The level
 # gap comes first: it is the rule that removes most pairs, and blocks only ever cover the
@@ -166,9 +166,8 @@ class BlockEvaluator:
             back = np.divide(back_num, m_den, out=np.zeros(shape), where=m_den > 0)
             goals = (goals + back) / 2.0
         preferred = self._sparse_mask(self.preferred, rows, cols)
-        points = block_scores(
-            self.program, goals, seconds, m_level, e_level, cross.astype(np.float64), preferred
-        )
+        components = block_components(self.program, goals, seconds, m_level, e_level, cross.astype(np.float64))
+        points = block_points(self.program, components, preferred)
         failures.append((RULE_MIN_SCORE, points < self.min_points))
         if enc.peer:
             # Each unordered pair appears once, oriented so the "mentor" is the one whose

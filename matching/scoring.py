@@ -169,22 +169,9 @@ def block_components(
     return goals, tz, sen, cross_functional
 
 
-def block_scores(
-    program: Program,
-    goals: np.ndarray,
-    overlap_seconds: np.ndarray,
-    mentor_level: np.ndarray,
-    mentee_level: np.ndarray,
-    cross_functional: np.ndarray,
-    preferred: np.ndarray | None,
-) -> np.ndarray:
-    """Integer points for a block of pairs (same formulas and operation order as the scalar)."""
-    components = block_components(program, goals, overlap_seconds, mentor_level, mentee_level, cross_functional)
-    return block_points(program, components, preferred)
-
-
 def block_points(program: Program, components: tuple, preferred: np.ndarray | None) -> np.ndarray:
-    """``combine`` then ``to_points`` over a block of pairs' components."""
+    """Integer points for a block of pairs from their ``block_components``: ``combine`` then
+    ``to_points``, in the scalar formulas' operation order."""
     wg, wt, ws, wc = component_weights(program)
     total = wg + wt + ws + wc
     goals, tz, sen, cross_functional = components
