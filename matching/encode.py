@@ -116,9 +116,6 @@ class _Vocab:
     def __init__(self) -> None:
         self.index: dict[str, int] = {}
 
-    def __call__(self, name: str) -> int:
-        return self.index.setdefault(name, len(self.index))
-
     def codes(self, names: list[str]) -> list[int]:
         """Codes of the names, new names added (one loop, no call per name: goals and skills
         run to hundreds of thousands)."""
@@ -145,7 +142,10 @@ def _side(
     for n, p in enumerate(people):
         combo = (p.time_zone, p.work_start_min % 1440, p.work_end_min % 1440)
         tz_group[n] = combo_index.setdefault(combo, len(combo_index))
-    lang_codes = [[languages(lang) for lang in p.languages] for p in people]
+    lang_entries = (
+        [n for n, p in enumerate(people) for _ in p.languages],
+        languages.codes([lang for p in people for lang in p.languages]),
+    )
     # Flat (row, skill code, value) columns: these run once per goal and skill of every
     # participant (~15 per person), so they avoid per-item function calls.
     goal_entries = (
@@ -164,7 +164,7 @@ def _side(
         level=np.array([p.level for p in people], np.int32),
         tz_group=tz_group,
         combos=list(combo_index),
-        department=np.array([departments(p.department) if p.department else -1 for p in people], np.int32),
+        department=_department_codes(people, departments),
         languages=np.zeros((len(ids), 1), np.uint64),  # filled once the vocabulary is known
         goal_weights=None,  # type: ignore[arg-type]
         goal_weight_sum=np.zeros(len(ids), np.int64),
@@ -172,8 +172,16 @@ def _side(
         skill_levels=None,  # type: ignore[arg-type]
         capacity=np.array([capacities.get(i, 0) for i in ids], np.int64),
     )
-    side._lang_codes = lang_codes  # type: ignore[attr-defined]
+    side._lang_entries = lang_entries  # type: ignore[attr-defined]
     return side, goal_entries, skill_entries
+
+
+def _department_codes(people, departments: _Vocab) -> np.ndarray:
+    """Per person, the department's code, -1 without one."""
+    codes = np.full(len(people), -1, np.int32)
+    named = [n for n, p in enumerate(people) if p.department]
+    codes[named] = departments.codes([people[n].department for n in named])
+    return codes
 
 
 def _sparse(entries, n_rows: int, n_cols: int) -> sp.csr_matrix:
@@ -194,11 +202,10 @@ def _finish_side(side: Side, goal_entries, skill_entries, n_skills: int, n_langs
     n = len(side)
     words = max(1, (n_langs + 63) // 64)
     masks = np.zeros((n, words), np.uint64)
-    for row, codes in enumerate(side._lang_codes):  # type: ignore[attr-defined]
-        for code in codes:
-            masks[row, code // 64] |= np.uint64(1) << np.uint64(code % 64)
+    rows, codes = (np.asarray(x, np.int64) for x in side._lang_entries)  # type: ignore[attr-defined]
+    np.bitwise_or.at(masks, (rows, codes // 64), np.left_shift(np.uint64(1), (codes % 64).astype(np.uint64)))
     side.languages = masks
-    del side._lang_codes  # type: ignore[attr-defined]
+    del side._lang_entries  # type: ignore[attr-defined]
     side.goal_points = _sparse(goal_entries, n, n_skills)
     side.goal_weight_sum = np.asarray(side.goal_points.sum(axis=1)).ravel().astype(np.int64)
     inv = np.divide(1.0, side.goal_weight_sum, out=np.zeros(n), where=side.goal_weight_sum > 0)
