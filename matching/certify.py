@@ -8,9 +8,10 @@ The potentials are ``flow.sink_potentials``: the feasible ones with the least me
 Rounds. Until a round adds few violated arcs (``REPAIR_LIMIT``), the potentials come from an
 auction on the kept arcs (``auction.py``, eps-optimal; its least potentials once the arcs that
 break eps-optimality are costed up) instead of an exact flow: they only choose which arcs to
-add. Then OR-Tools solves exactly, and later rounds repair that optimum from its potentials
-(``repair.repair_flow``) when they add few violated arcs, or solve afresh. Only an exact round
-can end the loop. The first auction round also sends the kept arcs far from tight
+add. Then the first exact flow is the auction's assignment repaired into the optimum
+(``auction.exact_round``; OR-Tools when that gives up), and later rounds repair that optimum
+from its potentials (``repair.repair_flow``, filled up to the largest flow) when they add few
+violated arcs, or solve afresh with OR-Tools. Only an exact round can end the loop. The first auction round also sends the kept arcs far from tight
 (``RESERVE_MARGIN``) and without flow to a *reserve*: out of the flow network, checked arc by
 arc every round (a gather), back in when they come within ``NEAR_MARGIN`` of violating.
 
@@ -43,13 +44,14 @@ import logging
 import numpy as np
 from numba import njit
 
-from .auction import AuctionState, approximate_round
+from .auction import AuctionState, approximate_round, exact_round
 from .candidates import Candidates, arc_positions, level_blocks, mentor_columns, present_mask
 from .encode import Encoded, unique_keys
 from .parallel import parts, run_parts
 from .fastscore import ELIGIBLE, POINTS_MARGIN, FastScorer
 from .flow import (
     SINK,
+    SOURCE,
     Certificate,
     FlowResult,
     build_network,
@@ -211,7 +213,12 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         elif repaired is None:
             network = prebuilt if prebuilt is not None else build_network(enc, cands, active, capacity, floors)
             prebuilt = None
-            result = solve_network(network)
+            # After auction-priced rounds the auction's assignment is repaired into the exact
+            # optimum, once; OR-Tools when that gives up or there is no auction.
+            result = exact_round(auction, enc, network, cands, active) if auction is not None else None
+            auction = None
+            if result is None:
+                result = solve_network(network)
         else:
             network, result, cert = repaired
         t = clock.add("solve", t)
@@ -379,13 +386,13 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             flow = np.zeros(network.tail.size, np.int64)
             flow[arc_positions(enc, cands, carried[0], carried[1])] = carried[2]
             flow[network.n_pairs :] = carried[3]
-            flow = repair_flow(network, flow, cert.potential)
+            # Filled: an arc across the old min cut may allow a larger flow (coverage_first).
+            flow = repair_flow(network, flow, cert.potential, fill=True)
             if flow is not None:
-                fixed = FlowResult(flow=flow, maximum_flow=result.maximum_flow)
+                fixed = FlowResult(flow=flow, maximum_flow=int(flow[network.tail == SOURCE].sum()))
                 next_cert = Certificate.of(network, fixed)  # the next round's, built once
-                # The repair keeps the flow's value; an arc across the old min cut may allow a
-                # larger one (coverage_first), and then only a fresh solve will do.
                 if enc.problem.program.objective == "coverage_first" and next_cert.reachable[SINK]:
+                    log.warning("certify: a filled repair left a path to the sink; solving afresh")
                     flow = None
             log.debug("certify round %d: %d violated arcs %s", round_no, n_violated, "repaired" if flow is not None else "need a fresh solve")
             if flow is None:

@@ -33,7 +33,7 @@ import logging
 import numpy as np
 from numba import njit
 
-from .flow import Network
+from .flow import SINK, SOURCE, Network
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,27 @@ REACH = 4000  # cost units (points) a repair path may cost; farther deficits mea
 # Entries scanned by all searches together, per entry of the residual graph, before the repair
 # gives up (a fresh solve is then the cheaper way).
 WORK_PER_ENTRY = 40
+FILL_REACH = np.iinfo(np.int64).max // 4  # a filling path is taken however costly (the max flow comes first)
 
 
-def repair_flow(network: Network, flow: np.ndarray, potential: np.ndarray, reach: int | None = None) -> np.ndarray | None:
+def repair_flow(
+    network: Network,
+    flow: np.ndarray,
+    potential: np.ndarray,
+    reach: int | None = None,
+    fill: bool = False,
+    max_units: int | None = None,
+) -> np.ndarray | None:
     """An optimal flow of ``network`` from ``flow`` (optimal before some arcs were added, which
-    carry 0, or before the costs moved) and a potential ``potential`` feasible for the old
-    residual graph; None if the repair gives up. ``reach``: in the network's cost units
-    (default ``REACH``)."""
+    carry 0, or before the costs moved, or an auction's eps-optimal one) and a potential
+    ``potential`` feasible for the old residual graph but for the arcs that break it; None if
+    the repair gives up. ``reach``: in the network's cost units (default ``REACH``).
+
+    The repair keeps each node's balance, so the flow keeps its value. ``fill``: then send
+    more from the source to the sink along shortest paths (successive shortest paths: each
+    flow on the way is the least costly of its value) until the source has sent
+    ``flow_bound`` or no path is left: the largest flow, and the least costly of those.
+    ``max_units``: give up at once when more units than that need re-routing."""
     reach = REACH if reach is None else reach
     n, m = network.n_nodes, network.tail.size
     flow = flow.astype(np.int32)  # 0..capacity; int32 keeps the residual arrays lean (100k: 11 M entries)
@@ -74,9 +88,34 @@ def repair_flow(network: Network, flow: np.ndarray, potential: np.ndarray, reach
     del reduced, saturate, violated
     # imbalance > 0: the node sends more than it should (deficit); < 0: it keeps an excess
     imbalance = net_outflow() - balance
-    if not imbalance.any():
+    missing = network.flow_bound - int(balance[SOURCE]) if fill else 0
+    if not imbalance.any() and missing <= 0:
         return flow.astype(np.int64)
+    units = int(-imbalance[imbalance < 0].sum())
+    if max_units is not None and units > max_units:
+        log.debug("repair: gave up (%d units to re-route, at most %d)", units, max_units)
+        return None
+    graph = _residual_graph(network)
+    work_limit = WORK_PER_ENTRY * graph[1].size
+    work = _shortest_path_repair(network.cost, *graph, flow, pi, imbalance, reach, work_limit, False) if units else 0
+    log.debug("repair: %d units re-routed, %.1f entries scanned per entry", units, work / graph[1].size)
+    if work < 0:
+        log.debug("repair: gave up (a deficit beyond %d cost units or past the work limit)", reach)
+        return None
+    if missing > 0:
+        # Only the source has an excess now and only the sink a deficit: a search that finds
+        # no path means the flow is the largest.
+        imbalance[:] = 0
+        imbalance[SOURCE], imbalance[SINK] = -missing, missing
+        if _shortest_path_repair(network.cost, *graph, flow, pi, imbalance, FILL_REACH, work_limit, True) < 0:
+            log.debug("repair: gave up filling the flow (past the work limit)")
+            return None
+    return flow.astype(np.int64)
 
+
+def _residual_graph(network: Network) -> tuple[np.ndarray, ...]:
+    """Residual arcs in CSR order by tail: (arc_of, forward, indices, indptr, r_room)."""
+    n, m = network.n_nodes, network.tail.size
     # Residual arcs in CSR order by tail (a stable radix sort on the node numbers): entry k
     # runs along arc arc_of[k], forward if forward[k] (tail -> head) else backward. Kept lean
     # (int32, no per-entry tail array): at 100k x 50k there are ~11 M entries.
@@ -89,23 +128,18 @@ def repair_flow(network: Network, flow: np.ndarray, potential: np.ndarray, reach
     del order
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(network.tail, minlength=n) + np.bincount(network.head, minlength=n), out=indptr[1:])
-    done = _shortest_path_repair(
-        network.cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbalance.astype(np.int64), reach,
-        WORK_PER_ENTRY * indices.size,
-    )
-    if not done:
-        log.debug("repair: gave up (a deficit beyond %d cost units or past the work limit)", reach)
-        return None
-    return flow.astype(np.int64)
+    return arc_of, forward, indices, indptr, r_room
 
 
 @njit(cache=True, nogil=True)
-def _shortest_path_repair(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbalance, reach, max_work):
+def _shortest_path_repair(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbalance, reach, max_work, partial):
     """Successive shortest paths on reduced costs, in place on ``flow`` and ``pi``: from each
     excess node in turn, a Dijkstra to the nearest deficit, then ``pi(v) += dist(v) - D`` on the
     nodes it settled (``D`` = the deficit's distance: reduced costs stay >= 0 and the path's
-    become 0), and as much flow as the path, the excess and the deficit allow along it. False
-    when a deficit lies beyond ``reach`` or the entries scanned pass ``max_work``."""
+    become 0), and as much flow as the path, the excess and the deficit allow along it. -1
+    when a deficit lies beyond ``reach`` or the entries scanned pass ``max_work``; with
+    ``partial``, an excess from which no deficit can be reached at all is left as it is.
+    Returns the entries scanned, -1 when it gave up."""
     n = pi.size
     dist = np.zeros(n, np.int64)
     stamp = np.full(n, -1, np.int64)  # dist[v] is this search's when stamp[v] == search
@@ -124,6 +158,7 @@ def _shortest_path_repair(cost, arc_of, forward, indices, indptr, r_room, flow, 
             size = _heap_push(heap, where, dist, 0, source)
             n_settled = 0
             target = -1
+            beyond = False
             while size:
                 u = heap[0]
                 size = _heap_pop(heap, where, dist, size)
@@ -134,6 +169,7 @@ def _shortest_path_repair(cost, arc_of, forward, indices, indptr, r_room, flow, 
                     target = u
                     break
                 if dist[u] > reach:
+                    beyond = True
                     break
                 base = dist[u] + pi[u]
                 for k in range(indptr[u], indptr[u + 1]):
@@ -157,8 +193,10 @@ def _shortest_path_repair(cost, arc_of, forward, indices, indptr, r_room, flow, 
                 work += indptr[u + 1] - indptr[u]
             for h in range(size):
                 where[heap[h]] = -1
+            if target < 0 and partial and not beyond and work <= max_work:
+                break  # nothing reachable from here: its excess stays
             if target < 0 or dist[target] > reach or work > max_work:
-                return False
+                return -1
             reach_d = dist[target]
             for h in range(n_settled):
                 u = order[h]
@@ -183,7 +221,7 @@ def _shortest_path_repair(cost, arc_of, forward, indices, indptr, r_room, flow, 
                 v = parent[v]
             imbalance[source] += amount
             imbalance[target] -= amount
-    return True
+    return work
 
 
 @njit(cache=True, nogil=True)

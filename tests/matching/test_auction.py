@@ -3,13 +3,18 @@ the rounds it prices end at the same optimum as rounds priced by exact flows."""
 
 from __future__ import annotations
 
+import importlib
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from matching import Problem, Program, Rules, check, solve
-from matching.auction import EPS, AuctionState, run_auction
+from matching.auction import EPS, AuctionState, exact_round, run_auction
+from matching.candidates import Candidates
+from matching.flow import build_network_arrays, solve_network
 from matching.synthetic import synthetic_organisation
 
 from .factory import ROUND
@@ -90,6 +95,46 @@ def test_auction_finds_the_optimum_of_a_small_assignment():
     assert state.held.tolist() == [0, -1, 1]
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n_mentees=st.integers(1, 60),
+    n_mentors=st.integers(1, 30),
+    degree=st.integers(1, 6),
+    max_capacity=st.integers(0, 4),
+    coverage_first=st.booleans(),
+    prioritised=st.booleans(),
+    warm=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_exact_round_is_the_optimum_of_a_fresh_solve(
+    n_mentees, n_mentors, degree, max_capacity, coverage_first, prioritised, warm, seed
+):
+    """The auction's assignment repaired and filled (``exact_round``) is an optimum: OR-Tools'
+    maximum flow (``solve_max_flow_with_min_cost``) at its cost, from a cold or warm auction."""
+    rng = np.random.default_rng(seed)
+    mentee, mentor, points = _random_arcs(rng, n_mentees, n_mentors, degree)
+    capacity = rng.integers(0, max_capacity + 1, n_mentors)
+    priority = rng.integers(0, 3, n_mentees) if prioritised else None
+    network = build_network_arrays(
+        n_mentees=n_mentees, n_mentors=n_mentors, mentee=mentee, mentor=mentor, points=points,
+        active_mentee=np.ones(n_mentees, bool), mentor_capacity=capacity, coverage_first=coverage_first,
+        priority=priority,
+    )
+    state = AuctionState.empty(n_mentees, capacity, np.bincount(mentor, minlength=n_mentors))
+    if warm:  # priced before on half of the arcs, as the certificate's rounds do
+        half = np.sort(rng.permutation(mentee.size)[: mentee.size // 2])
+        run_auction(state, mentee[half], mentor[half], points[half], n_mentees)
+    cands = Candidates(mentee, mentor, points, np.full(n_mentees, -1))
+    result = exact_round(state, SimpleNamespace(n_mentors=n_mentors), network, cands, np.ones(n_mentees, bool))
+    fresh = solve_network(network)
+    flow = result.flow
+    assert ((flow >= 0) & (flow <= network.capacity)).all()
+    net = np.bincount(network.tail, flow, network.n_nodes) - np.bincount(network.head, flow, network.n_nodes)
+    assert (net[2:] == 0).all()
+    assert result.maximum_flow == fresh.maximum_flow == net[0]
+    assert int((flow * network.cost).sum()) == int((fresh.flow * network.cost).sum())
+
+
 def _problem(n_mentees, n_mentors, seed, objective, **rules) -> Problem:
     people, enrollments = synthetic_organisation(n_mentees, n_mentors, seed=seed)
     return Problem(
@@ -110,9 +155,19 @@ def test_auction_priced_rounds_reach_the_optimum_of_exact_rounds(monkeypatch, ob
         return real(*args, **kwargs)
 
     monkeypatch.setattr(certify, "approximate_round", counted)
+    finished = []
+    real_exact = certify.exact_round
+
+    def exact_counted(*args, **kwargs):
+        result = real_exact(*args, **kwargs)
+        finished.append(result is not None)
+        return result
+
+    monkeypatch.setattr(certify, "exact_round", exact_counted)
     prob = _problem(600, 280, seed, objective, min_score=0.3 if seed else 0.0)
     priced = solve(prob, top_k=3)
     assert rounds, "the auction priced no round"
+    assert finished == [True], "the first exact flow was not the auction's, repaired"
     with monkeypatch.context() as exact_only:
         exact_only.setattr(certify, "MAX_APPROXIMATE_ROUNDS", 0)
         exact = solve(prob, top_k=3)
@@ -121,3 +176,34 @@ def test_auction_priced_rounds_reach_the_optimum_of_exact_rounds(monkeypatch, ob
     assert priced.solver.status == "optimal"
     assert priced.solver.objective == exact.solver.objective == unpruned.solver.objective
     assert priced.stats["matched_mentees"] == unpruned.stats["matched_mentees"]
+
+
+@pytest.mark.parametrize("objective", ["coverage_first", "score_first"])
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"repair.WORK_PER_ENTRY": 0},  # every repair gives up at its first search
+        {"auction.EXACT_UNITS_SHARE": 0, "auction.EXACT_MIN_UNITS": 0},  # too many units: OR-Tools at once
+    ],
+)
+def test_a_repair_that_gives_up_falls_back_to_or_tools(monkeypatch, objective, limits):
+    from matching import certify
+
+    prob = _problem(600, 280, 3, objective)
+    expected = solve(prob, top_k=None)
+    solved_afresh = []
+    real_solve = certify.solve_network
+
+    def counted(network):
+        solved_afresh.append(network.n_pairs)
+        return real_solve(network)
+
+    monkeypatch.setattr(certify, "solve_network", counted)
+    for name, value in limits.items():
+        module, constant = name.split(".")
+        monkeypatch.setattr(importlib.import_module(f"matching.{module}"), constant, value)
+    fallback = solve(prob, top_k=3)
+    assert solved_afresh, "OR-Tools never ran"
+    assert fallback.solver.status == "optimal"
+    assert fallback.solver.objective == expected.solver.objective
+    assert fallback.stats["matched_mentees"] == expected.stats["matched_mentees"]

@@ -76,6 +76,37 @@ def test_repair_matches_a_fresh_solve(instance):
         assert reachable_from_source(new.n_nodes, r_tail, r_head)[SINK]  # the caller sees it
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_filled_repair_is_the_largest_flow_of_least_cost(instance):
+    """With ``fill``, the repair also sends more flow while a path is left: the maximum flow
+    at a fresh solve's cost, when an added arc opens the old min cut too."""
+    n_e, n_m, pairs, points, capacity, kept, coverage_first, priority = instance
+    order = np.r_[np.flatnonzero(kept), np.flatnonzero(~kept)]
+    mentee, mentor, pts = pairs[order, 0], pairs[order, 1], points[order]
+    n_old = int(kept.sum())
+    old = _network(n_e, n_m, mentee[:n_old], mentor[:n_old], pts[:n_old], capacity, coverage_first, priority)
+    old_result = solve_network(old)
+    tail, head, cost = residual_arcs(old, old_result.flow)
+    potential = sink_potentials(old, old_result.flow, tail, head, cost)
+    new = _network(n_e, n_m, mentee, mentor, pts, capacity, coverage_first, priority)
+    flow = np.zeros(new.tail.size, np.int64)
+    flow[:n_old] = old_result.flow[:n_old]
+    flow[new.n_pairs :] = old_result.flow[old.n_pairs :]
+    repaired = repair.repair_flow(new, flow, potential, fill=True)
+    if repaired is None:
+        assert priority is not None and coverage_first  # as above: a deficit beyond REACH
+        return
+    fresh = solve_network(new)
+    assert ((repaired >= 0) & (repaired <= new.capacity)).all()
+    net = np.bincount(new.tail, repaired, new.n_nodes) - np.bincount(new.head, repaired, new.n_nodes)
+    assert net[0] == fresh.maximum_flow and net[SINK] == -fresh.maximum_flow
+    assert (net[2:] == 0).all()
+    assert int((repaired * new.cost).sum()) == int((fresh.flow * new.cost).sum())
+    r_tail, r_head, _ = residual_arcs(new, repaired)
+    assert not coverage_first or not reachable_from_source(new.n_nodes, r_tail, r_head)[SINK]
+
+
 @pytest.mark.parametrize("limit", ["REACH", "WORK_PER_ENTRY"])
 def test_repair_gives_up_beyond_its_limits(monkeypatch, limit):
     """A deficit farther than REACH, or searches past the work limit, make the repair return
