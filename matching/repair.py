@@ -63,7 +63,7 @@ def repair_flow(
     ``flow_bound`` or no path is left: the largest flow, and the least costly of those.
     ``max_units``: give up at once when more units than that need re-routing."""
     reach = REACH if reach is None else reach
-    n, m = network.n_nodes, network.tail.size
+    n = network.n_nodes
     flow = flow.astype(np.int32)  # 0..capacity; int32 keeps the residual arrays lean (100k: 11 M entries)
     pi = potential.astype(np.int64)
 

@@ -41,9 +41,9 @@ def instances(draw):
     return n_e, n_m, pairs, points, capacity, kept, draw(st.booleans()), priority
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(instances())
-def test_repair_matches_a_fresh_solve(instance):
+def _with_added_arcs(instance):
+    """(the network with every arc, the optimum without the added ones carried over to it,
+    that optimum's potentials, its result)."""
     n_e, n_m, pairs, points, capacity, kept, coverage_first, priority = instance
     order = np.r_[np.flatnonzero(kept), np.flatnonzero(~kept)]  # old arcs first, then the added ones
     mentee, mentor, pts = pairs[order, 0], pairs[order, 1], points[order]
@@ -52,11 +52,18 @@ def test_repair_matches_a_fresh_solve(instance):
     old_result = solve_network(old)
     tail, head, cost = residual_arcs(old, old_result.flow)
     potential = sink_potentials(old, old_result.flow, tail, head, cost)
-
     new = _network(n_e, n_m, mentee, mentor, pts, capacity, coverage_first, priority)
     flow = np.zeros(new.tail.size, np.int64)
     flow[:n_old] = old_result.flow[:n_old]
     flow[new.n_pairs :] = old_result.flow[old.n_pairs :]
+    return new, flow, potential, old_result
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_repair_matches_a_fresh_solve(instance):
+    *_, coverage_first, priority = instance
+    new, flow, potential, old_result = _with_added_arcs(instance)
     repaired = repair.repair_flow(new, flow, potential)
     fresh = solve_network(new)
     if repaired is None:
@@ -81,18 +88,8 @@ def test_repair_matches_a_fresh_solve(instance):
 def test_filled_repair_is_the_largest_flow_of_least_cost(instance):
     """With ``fill``, the repair also sends more flow while a path is left: the maximum flow
     at a fresh solve's cost, when an added arc opens the old min cut too."""
-    n_e, n_m, pairs, points, capacity, kept, coverage_first, priority = instance
-    order = np.r_[np.flatnonzero(kept), np.flatnonzero(~kept)]
-    mentee, mentor, pts = pairs[order, 0], pairs[order, 1], points[order]
-    n_old = int(kept.sum())
-    old = _network(n_e, n_m, mentee[:n_old], mentor[:n_old], pts[:n_old], capacity, coverage_first, priority)
-    old_result = solve_network(old)
-    tail, head, cost = residual_arcs(old, old_result.flow)
-    potential = sink_potentials(old, old_result.flow, tail, head, cost)
-    new = _network(n_e, n_m, mentee, mentor, pts, capacity, coverage_first, priority)
-    flow = np.zeros(new.tail.size, np.int64)
-    flow[:n_old] = old_result.flow[:n_old]
-    flow[new.n_pairs :] = old_result.flow[old.n_pairs :]
+    *_, coverage_first, priority = instance
+    new, flow, potential, _ = _with_added_arcs(instance)
     repaired = repair.repair_flow(new, flow, potential, fill=True)
     if repaired is None:
         assert priority is not None and coverage_first  # as above: a deficit beyond REACH
