@@ -257,25 +257,26 @@ def check(problem: Problem, solution: Solution, judge: PairJudge | None = None) 
     as_mentor = Counter(m.mentor_id for m in solution.matches)
     as_mentee = Counter(m.mentee_id for m in solution.matches)
     pairs = Counter((m.mentor_id, m.mentee_id) for m in solution.matches)
-    for (mentor_id, mentee_id), count in sorted(pairs.items()):
-        if count > 1:
-            found.append(Violation(RULE_CAPACITY, mentor_id, mentee_id, f"pair listed {count} times"))
+    # Each list below is sorted once it is cut down to the people at fault (20k x 10k: sorting
+    # every pair and person took ~30 ms of a check that finds nothing).
+    for (mentor_id, mentee_id), count in sorted(item for item in pairs.items() if item[1] > 1):
+        found.append(Violation(RULE_CAPACITY, mentor_id, mentee_id, f"pair listed {count} times"))
     if problem.program.relationship == "peer":
         # One pool: everyone is in at most one pair, whichever side they are on.
         appearances = as_mentor + as_mentee
-        for person_id, count in sorted(appearances.items()):
+        at_fault = (item for item in appearances.items() if item[1] > 1 or not judge.may_be_mentee(item[0]))
+        for person_id, count in sorted(at_fault):
             if count > 1:
                 found.append(Violation(RULE_CAPACITY, None, person_id, f"{person_id} is in {count} peer pairs"))
             if not judge.may_be_mentee(person_id):
                 found.append(Violation(RULE_CAPACITY, None, person_id, f"{person_id} is not enrolled"))
     else:
-        for mentor_id, count in sorted(as_mentor.items()):
+        over = sorted(item for item in as_mentor.items() if item[1] > judge.capacity(item[0]))
+        for mentor_id, count in over:
             cap = judge.capacity(mentor_id)
-            if count > cap:
-                found.append(
-                    Violation(RULE_CAPACITY, mentor_id, None, f"{mentor_id} has {count} mentees, capacity {cap}")
-                )
-        for mentee_id, count in sorted(as_mentee.items()):
+            found.append(Violation(RULE_CAPACITY, mentor_id, None, f"{mentor_id} has {count} mentees, capacity {cap}"))
+        at_fault = (item for item in as_mentee.items() if item[1] > 1 or not judge.may_be_mentee(item[0]))
+        for mentee_id, count in sorted(at_fault):
             if count > 1:
                 found.append(Violation(RULE_CAPACITY, None, mentee_id, f"{mentee_id} has {count} mentors"))
             if not judge.may_be_mentee(mentee_id):

@@ -84,6 +84,22 @@ def test_capacity_excess_and_double_mentee():
     assert [(v.label, v.mentee_id) for v in found] == [(RULE_CAPACITY, "e")]
 
 
+def test_capacity_faults_are_listed_in_order_of_the_people_at_fault():
+    prob = problem(BASE, ROLES, capacity={"m": 1, "m2": 1})
+    pairs = [("m2", "e3"), ("m2", "e2"), ("m", "e2"), ("m", "e"), ("m2", "e3"), ("e3", "e")]
+    found = [(v.label, v.mentor_id, v.mentee_id, v.detail) for v in check(prob, doctored(prob, *pairs))]
+    assert found == [
+        (RULE_LEVEL_GAP, "e3", "e", "pair breaks rule level_gap"),
+        (RULE_CAPACITY, "m2", "e3", "pair listed 2 times"),
+        (RULE_CAPACITY, "e3", None, "e3 has 1 mentees, capacity 0"),  # a mentee, not a mentor
+        (RULE_CAPACITY, "m", None, "m has 2 mentees, capacity 1"),
+        (RULE_CAPACITY, "m2", None, "m2 has 3 mentees, capacity 1"),
+        (RULE_CAPACITY, None, "e", "e has 2 mentors"),
+        (RULE_CAPACITY, None, "e2", "e2 has 2 mentors"),
+        (RULE_CAPACITY, None, "e3", "e3 has 2 mentors"),
+    ]
+
+
 def test_role_not_enrolled():
     prob = problem(BASE, ROLES)
     found = check(prob, doctored(prob, ("e2", "e")))  # e2 is a mentee, not a mentor
