@@ -183,7 +183,7 @@ def test_auction_priced_rounds_reach_the_optimum_of_exact_rounds(monkeypatch, ob
     "limits",
     [
         {"repair.WORK_PER_ENTRY": 0},  # every repair gives up at its first search
-        {"auction.EXACT_UNITS_SHARE": 0, "auction.EXACT_MIN_UNITS": 0},  # too many units: OR-Tools at once
+        {"auction.EXACT_MAX_ARCS": 0},  # a network too large for the repair: OR-Tools at once
     ],
 )
 def test_a_repair_that_gives_up_falls_back_to_or_tools(monkeypatch, objective, limits):
