@@ -1,4 +1,5 @@
-"""Approximate rounds of the pruning certificate: a forward auction on the candidate arcs (numba).
+"""A forward auction on the candidate arcs (numba): the pruning certificate's approximate
+rounds, and its first exact flow.
 
 The certificate (``certify.py``) screens the pruned pairs against node potentials. The
 potentials only decide which pairs to add; only the last round's must come from an exact
@@ -21,7 +22,9 @@ are deterministic.
 The auction's assignment and prices are ``eps``-optimal for the kept arcs, not optimal, so
 ``approximate_round`` raises the cost of each residual arc that breaks them just enough (by
 at most ``eps`` on a pair arc) and takes the least potentials of that (``flow.sink_potentials``),
-as for an exact optimum.
+as for an exact optimum. ``exact_round`` instead repairs the assignment into an exact optimum
+(``repair.repair_flow``, filled to the largest flow): the certificate's first exact flow on
+networks up to ``EXACT_MAX_ARCS`` pair arcs.
 """
 
 from __future__ import annotations
