@@ -2,9 +2,10 @@
 
 The certificate's later rounds add a handful of violated arcs (at 20k x 10k: ~70; at 50k x
 25k: 19, then 1) to a network whose flow is optimal, and a fresh OR-Tools solve costs as much
-as the first one. Instead, with the potentials ``pi`` that proved the old flow optimal:
+as the first one. Instead, with the potentials ``pi`` that proved the old flow optimal (or an
+auction's eps-optimal assignment and prices, ``auction.exact_round``):
 
-1. the tail of each violated new arc (reduced cost ``cost + pi(tail) - pi(head)`` below 0) has
+1. the tail of each violated pair arc (reduced cost ``cost + pi(tail) - pi(head)`` below 0) has
    its ``pi`` raised by its largest violation, so that a mentee with several violated arcs is
    one unit to re-route rather than one per arc; then every residual arc with a negative
    reduced cost is saturated and every arc with flow and a positive one emptied. Now every
@@ -23,7 +24,9 @@ the caller solves afresh) when a deficit lies beyond ``REACH`` points or the sea
 scanned ``WORK_PER_ENTRY`` times the residual graph. Its limits are counts, never the clock:
 whether a round is repaired or solved afresh decides which of several optimal matchings comes
 out, and the same input must give the same pairs on a busy machine too. The flow value is
-unchanged: the caller checks that no larger flow appeared.
+unchanged, unless ``fill`` asks for the largest flow: then a second pass of the same searches
+sends the source's missing supply to the sink while a path is left (each step the least
+costly flow of its value), up to ``flow_bound``.
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ from .flow import SINK, SOURCE, Network
 log = logging.getLogger(__name__)
 
 REACH = 4000  # cost units (points) a repair path may cost; farther deficits mean a fresh solve
-# Entries scanned by all searches together, per entry of the residual graph, before the repair
-# gives up (a fresh solve is then the cheaper way).
+# Entries scanned by all searches of a pass together (the repair, then the fill), per entry of
+# the residual graph, before the repair gives up (a fresh solve is then the cheaper way).
 WORK_PER_ENTRY = 40
 FILL_REACH = np.iinfo(np.int64).max // 4  # a filling path is taken however costly (the max flow comes first)
 
@@ -62,7 +65,11 @@ def repair_flow(
     ``flow_bound`` or no path is left: the largest flow, and the least costly of those."""
     reach = REACH if reach is None else reach
     n = network.n_nodes
-    flow = flow.astype(np.int32)  # 0..capacity; int32 keeps the residual arrays lean (100k: 11 M entries)
+    # No arc carries more than the supply, so capacities are cut to flow_bound (a mentor's
+    # capacity may be any int64): flows then fit int32, which keeps the residual arrays lean
+    # (100k: 11 M entries).
+    capacity = np.minimum(network.capacity, network.flow_bound).astype(np.int32)
+    flow = flow.astype(np.int32)
     pi = potential.astype(np.int64)
 
     def net_outflow() -> np.ndarray:
@@ -73,18 +80,20 @@ def repair_flow(
     # Lift each violated pair arc's tail by its largest violation first: a mentee with several
     # violated arcs then gives one unit of imbalance (its own unit, re-routed from scratch)
     # instead of one per arc, each needing its own search (20k x 10k round 0: 45557 violated
-    # arcs over 4030 mentees, 4.2 s -> 0.98 s). Not a mentor's arc to the sink: lifting a
-    # mentor would break every arc into it, while saturating its arc is a unit per slot (an
-    # auction's assignment, exact_round, 20k x 10k: 5461 -> 5201 units, 23.6 -> 17.4 scans).
-    violated = (reduced < 0) & (flow < network.capacity)
+    # arcs over 4030 mentees, 4.2 s -> 0.98 s). Other violated arcs (a mentor's arc to the
+    # sink, a source arc whose cost moved with the network's cost range) are only saturated:
+    # lifting a mentor would break every arc into it, while saturating its arc is a unit per
+    # slot (an auction's assignment, exact_round, 20k x 10k: 5461 -> 5201 units, 23.6 -> 17.4
+    # scans of the residual graph).
+    violated = (reduced < 0) & (flow < capacity)
     violated[network.n_pairs :] = False
     if violated.any():
         lift = np.zeros(n, np.int64)
         np.maximum.at(lift, network.tail[violated], -reduced[violated])
         pi += lift
         reduced = network.cost + pi[network.tail] - pi[network.head]
-    saturate = (reduced < 0) & (flow < network.capacity)
-    flow[saturate] = network.capacity[saturate]
+    saturate = (reduced < 0) & (flow < capacity)
+    flow[saturate] = capacity[saturate]
     flow[(reduced > 0) & (flow > 0)] = 0
     del reduced, saturate, violated
     # imbalance > 0: the node sends more than it should (deficit); < 0: it keeps an excess
@@ -93,13 +102,13 @@ def repair_flow(
     if not imbalance.any() and missing <= 0:
         return flow.astype(np.int64)
     units = int(-imbalance[imbalance < 0].sum())
-    graph = _residual_graph(network)
+    graph = _residual_graph(network, capacity)
     work_limit = WORK_PER_ENTRY * graph[1].size
     work = _shortest_path_repair(network.cost, *graph, flow, pi, imbalance, reach, work_limit, False) if units else 0
-    log.debug("repair: %d units re-routed, %.1f entries scanned per entry", units, work / graph[1].size)
     if work < 0:
-        log.debug("repair: gave up (a deficit beyond %d cost units or past the work limit)", reach)
+        log.debug("repair: gave up on %d units (a deficit beyond %d cost units or past the work limit)", units, reach)
         return None
+    log.debug("repair: %d units re-routed, %.1f entries scanned per entry", units, work / graph[1].size)
     if missing > 0:
         # Only the source has an excess now and only the sink a deficit: a search that finds
         # no path means the flow is the largest.
@@ -111,7 +120,7 @@ def repair_flow(
     return flow.astype(np.int64)
 
 
-def _residual_graph(network: Network) -> tuple[np.ndarray, ...]:
+def _residual_graph(network: Network, capacity: np.ndarray) -> tuple[np.ndarray, ...]:
     """Residual arcs in CSR order by tail: (arc_of, forward, indices, indptr, r_room)."""
     n, m = network.n_nodes, network.tail.size
     # Residual arcs in CSR order by tail (a stable radix sort on the node numbers): entry k
@@ -119,7 +128,7 @@ def _residual_graph(network: Network) -> tuple[np.ndarray, ...]:
     # (int32, no per-entry tail array): at 100k x 50k there are ~11 M entries.
     order = np.argsort(np.concatenate([network.tail, network.head]).astype(np.int32), kind="stable")
     indices = np.concatenate([network.head.astype(np.int32), network.tail.astype(np.int32)])[order]
-    r_room = np.concatenate([network.capacity.astype(np.int32), np.zeros(m, np.int32)])[order]  # open while flow < room (forward) / > 0 (backward)
+    r_room = np.concatenate([capacity, np.zeros(m, np.int32)])[order]  # open while flow < room (forward) / > 0 (backward)
     forward = order < m
     order[~forward] -= m
     arc_of = order.astype(np.int32)

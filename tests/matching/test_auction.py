@@ -135,6 +135,26 @@ def test_exact_round_is_the_optimum_of_a_fresh_solve(
     assert int((flow * network.cost).sum()) == int((fresh.flow * network.cost).sum())
 
 
+@pytest.mark.parametrize("huge", [2**31, 2**32, 2**32 + 1, 2**62])
+@pytest.mark.parametrize("coverage_first", [True, False])
+def test_exact_round_with_capacities_beyond_int32(huge, coverage_first):
+    """A mentor's capacity may be any int64 (the repair works in int32: no arc carries more
+    than the supply)."""
+    mentee, mentor = np.array([0, 0, 1, 2, 2, 3]), np.array([0, 1, 0, 0, 1, 0])
+    points, capacity = np.array([900, 500, 800, 700, 100, 0]), np.array([huge, 1])
+    network = build_network_arrays(
+        n_mentees=4, n_mentors=2, mentee=mentee, mentor=mentor, points=points, active_mentee=np.ones(4, bool),
+        mentor_capacity=capacity, coverage_first=coverage_first,
+    )
+    state = AuctionState.empty(4, capacity, np.bincount(mentor, minlength=2))
+    cands = Candidates(mentee, mentor, points, np.full(4, -1))
+    result = exact_round(state, SimpleNamespace(n_mentors=2), network, cands, np.ones(4, bool))
+    fresh = solve_network(network)
+    assert result.maximum_flow == fresh.maximum_flow
+    assert fresh.maximum_flow == 4 or not coverage_first
+    assert int((result.flow * network.cost).sum()) == int((fresh.flow * network.cost).sum())
+
+
 def _problem(n_mentees, n_mentors, seed, objective, **rules) -> Problem:
     people, enrollments = synthetic_organisation(n_mentees, n_mentors, seed=seed)
     return Problem(
