@@ -126,3 +126,41 @@ def test_repair_gives_up_beyond_its_limits(monkeypatch, limit):
     monkeypatch.undo()
     repaired = repair.repair_flow(new, flow, potential)
     assert int((repaired * new.cost).sum()) == int((solve_network(new).flow * new.cost).sum())
+
+
+@st.composite
+def any_networks(draw):
+    """Networks of every shape the engine builds: inactive (pinned) mentees, capacity 0 or
+    beyond int32, priorities, department floors, either objective; empty ones too."""
+    n_e, n_m = draw(st.integers(0, 12)), draw(st.integers(0, 8))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    pairs = np.argwhere(rng.random((n_e, n_m)) < draw(st.sampled_from([0.2, 0.5, 0.9])))
+    active = rng.random(n_e) < 0.8
+    capacity = rng.integers(0, 4, n_m)
+    if n_m and draw(st.booleans()):
+        capacity[0] = 2**40
+    department = floors = None
+    if n_e and draw(st.booleans()):
+        department = rng.integers(-1, 2, n_e)
+        floors = {int(d): int(rng.integers(0, (active & (department == d)).sum() + 1)) for d in np.unique(department)}
+    return build_network_arrays(
+        n_mentees=n_e, n_mentors=n_m, mentee=pairs[:, 0], mentor=pairs[:, 1], points=rng.integers(0, 1001, len(pairs)),
+        active_mentee=active, mentor_capacity=capacity, coverage_first=draw(st.booleans()),
+        priority=rng.integers(0, 4, n_e) if draw(st.booleans()) else None, department=department, floors=floors,
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(any_networks(), st.booleans())
+def test_a_filled_repair_from_nothing_is_a_fresh_solve(network, random_potentials):
+    """From the empty flow and any potential, the repair and its fill are a whole solver:
+    OR-Tools' maximum flow at its optimal cost."""
+    rng = np.random.default_rng(network.tail.size)
+    potential = rng.integers(-2000, 2000, network.n_nodes) if random_potentials else np.zeros(network.n_nodes, np.int64)
+    filled = repair.repair_flow(network, np.zeros(network.tail.size, np.int64), potential, reach=repair.FILL_REACH, fill=True)
+    fresh = solve_network(network)
+    assert filled is not None
+    assert ((filled >= 0) & (filled <= network.capacity)).all()
+    net = np.bincount(network.tail, filled, network.n_nodes) - np.bincount(network.head, filled, network.n_nodes)
+    assert net[0] == fresh.maximum_flow and (net[2:] == 0).all()
+    assert int((filled * network.cost).sum()) == int((fresh.flow * network.cost).sum())
