@@ -11,9 +11,10 @@ break eps-optimality are costed up) instead of an exact flow: they only choose w
 add. Then the first exact flow is the auction's assignment repaired into the optimum
 (``auction.exact_round``; OR-Tools when that gives up), and later rounds repair that optimum
 from its potentials (``repair.repair_flow``, filled up to the largest flow) when they add few
-violated arcs, or solve afresh with OR-Tools. Only an exact round can end the loop. The first auction round also sends the kept arcs far from tight
-(``RESERVE_MARGIN``) and without flow to a *reserve*: out of the flow network, checked arc by
-arc every round (a gather), back in when they come within ``NEAR_MARGIN`` of violating.
+violated arcs, or solve afresh with OR-Tools. Only an exact round can end the loop. The first
+auction round also sends the kept arcs far from tight (``RESERVE_MARGIN``) and without flow
+to a *reserve*: out of the flow network, checked arc by arc every round (a gather), back in
+when they come within ``NEAR_MARGIN`` of violating.
 
 Re-scoring every pruned pair each round would cost a full pass, so each mentee row carries an
 upper bound instead:
