@@ -202,7 +202,7 @@ def approximate_round(state: AuctionState, enc, network: Network, cands, active:
     certificate = Certificate(
         sink_potentials(network, flow, tail, head, cost), reachable_from_source(network.n_nodes, tail, head)
     )
-    return FlowResult(flow=flow, maximum_flow=int(flow[network.tail == SOURCE].sum())), certificate
+    return FlowResult.of(network, flow), certificate
 
 
 def exact_round(state: AuctionState, enc, network: Network, cands, active: np.ndarray) -> FlowResult | None:
@@ -219,7 +219,7 @@ def exact_round(state: AuctionState, enc, network: Network, cands, active: np.nd
     fixed = repair_flow(network, flow, pi, reach=FILL_REACH, fill=True)
     if fixed is None:
         return None
-    return FlowResult(flow=fixed, maximum_flow=int(fixed[network.tail == SOURCE].sum()))
+    return FlowResult.of(network, fixed)
 
 
 def _auction_flow(state: AuctionState, enc, network: Network, cands, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -52,7 +52,6 @@ from .parallel import parts, run_parts
 from .fastscore import ELIGIBLE, POINTS_MARGIN, FastScorer
 from .flow import (
     SINK,
-    SOURCE,
     Certificate,
     FlowResult,
     build_network,
@@ -390,7 +389,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             # Filled: an arc across the old min cut may allow a larger flow (coverage_first).
             flow = repair_flow(network, flow, cert.potential, fill=True)
             if flow is not None:
-                fixed = FlowResult(flow=flow, maximum_flow=int(flow[network.tail == SOURCE].sum()))
+                fixed = FlowResult.of(network, flow)
                 next_cert = Certificate.of(network, fixed)  # the next round's, built once
                 if enc.problem.program.objective == "coverage_first" and next_cert.reachable[SINK]:
                     log.warning("certify: a filled repair left a path to the sink; solving afresh")

@@ -69,6 +69,11 @@ class FlowResult:
     flow: np.ndarray  # per arc
     maximum_flow: int
 
+    @classmethod
+    def of(cls, network: Network, flow: np.ndarray) -> FlowResult:
+        """A flow computed here (auction, repair) with its value: what leaves the source."""
+        return cls(flow=flow, maximum_flow=int(flow[network.tail == SOURCE].sum()))
+
 
 def department_floors(enc: Encoded, active_mentee: np.ndarray, pinned_mentees: np.ndarray) -> dict[int, int] | None:
     """Per department code (-1 = unknown): how many more mentees must be matched."""

@@ -49,7 +49,7 @@ import numpy as np
 from .candidates import Candidates, arc_positions, level_blocks, present_mask
 from .certify import PARTIAL_CHUNK, VALUE_SLACK, screen_block
 from .fastscore import POINTS_MARGIN, FastScorer
-from .flow import PRIORITY_CAP, SOURCE, FlowResult, Network, build_network, flow_potentials, solve_network
+from .flow import PRIORITY_CAP, FlowResult, Network, build_network, flow_potentials, solve_network
 from . import repair
 from .scoring import SCORE_SCALE
 
@@ -271,7 +271,7 @@ def _shifted_from_unshifted(enc, arcs: Candidates, network: Network, pair_flow, 
     if repaired is None:
         return None
     # Same arcs as the unshifted optimum's maximum flow, and the repair keeps the flow's value.
-    return FlowResult(flow=repaired, maximum_flow=int(repaired[network.tail == SOURCE].sum()))
+    return FlowResult.of(network, repaired)
 
 
 def _pruned_excess(enc, scorer: FastScorer, active, run: _Relaxed, scale: int, cands, certified, cross_arc) -> int:
