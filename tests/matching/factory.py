@@ -1,4 +1,4 @@
-"""Small builders for hand-written matching problems (no fixtures, no DB)."""
+"""Small builders for hand-written matching problems (no fixtures, no DB), and a spy."""
 
 from __future__ import annotations
 
@@ -133,3 +133,18 @@ def solution_value(prob: Problem, sol) -> tuple[int, int, int]:
         return (0, 0, pts)
     prio = sum(min(3, prob.previously_unmatched.get(m.mentee_id, 0)) for m in sol.matches)
     return (len(sol.matches), prio, pts)
+
+
+def recorded(monkeypatch, module, name: str) -> list:
+    """Patch ``module.name`` so that each call's return value is recorded, in call order;
+    returns that list (tests count calls and check what came back)."""
+    returned: list = []
+    real = getattr(module, name)
+
+    def recording(*args, **kwargs):
+        result = real(*args, **kwargs)
+        returned.append(result)
+        return result
+
+    monkeypatch.setattr(module, name, recording)
+    return returned

@@ -17,7 +17,7 @@ from matching.candidates import Candidates
 from matching.flow import build_network_arrays, solve_network
 from matching.synthetic import synthetic_organisation
 
-from .factory import ROUND
+from .factory import ROUND, recorded
 
 
 def _random_arcs(rng, n_mentees, n_mentors, degree):
@@ -48,14 +48,18 @@ def _assert_eps_optimal(state, mentee, mentor, points, n_mentees, capacity, eps)
     assert np.array_equal(np.sort(held_by_slot), np.flatnonzero(held >= 0))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
+# Random arc sets: sizes, arcs per mentee, the largest capacity, the generator's seed.
+ARC_SETS = dict(
     n_mentees=st.integers(1, 60),
     n_mentors=st.integers(1, 30),
     degree=st.integers(1, 6),
     max_capacity=st.integers(0, 4),
     seed=st.integers(0, 2**32 - 1),
 )
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**ARC_SETS)
 def test_auction_is_eps_optimal_cold_and_warm(n_mentees, n_mentors, degree, max_capacity, seed):
     rng = np.random.default_rng(seed)
     mentee, mentor, points = _random_arcs(rng, n_mentees, n_mentors, degree)
@@ -96,16 +100,7 @@ def test_auction_finds_the_optimum_of_a_small_assignment():
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    n_mentees=st.integers(1, 60),
-    n_mentors=st.integers(1, 30),
-    degree=st.integers(1, 6),
-    max_capacity=st.integers(0, 4),
-    coverage_first=st.booleans(),
-    prioritised=st.booleans(),
-    warm=st.booleans(),
-    seed=st.integers(0, 2**32 - 1),
-)
+@given(**ARC_SETS, coverage_first=st.booleans(), prioritised=st.booleans(), warm=st.booleans())
 def test_exact_round_is_the_optimum_of_a_fresh_solve(
     n_mentees, n_mentors, degree, max_capacity, coverage_first, prioritised, warm, seed
 ):
@@ -167,27 +162,12 @@ def _problem(n_mentees, n_mentors, seed, objective, **rules) -> Problem:
 def test_auction_priced_rounds_reach_the_optimum_of_exact_rounds(monkeypatch, objective, seed):
     from matching import certify
 
-    rounds = []
-    real = certify.approximate_round
-
-    def counted(*args, **kwargs):
-        rounds.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(certify, "approximate_round", counted)
-    finished = []
-    real_exact = certify.exact_round
-
-    def exact_counted(*args, **kwargs):
-        result = real_exact(*args, **kwargs)
-        finished.append(result is not None)
-        return result
-
-    monkeypatch.setattr(certify, "exact_round", exact_counted)
+    rounds = recorded(monkeypatch, certify, "approximate_round")
+    exact_rounds = recorded(monkeypatch, certify, "exact_round")
     prob = _problem(600, 280, seed, objective, min_score=0.3 if seed else 0.0)
     priced = solve(prob, top_k=3)
     assert rounds, "the auction priced no round"
-    assert finished == [True], "the first exact flow was not the auction's, repaired"
+    assert [r is not None for r in exact_rounds] == [True], "the first exact flow was not the auction's, repaired"
     with monkeypatch.context() as exact_only:
         exact_only.setattr(certify, "MAX_APPROXIMATE_ROUNDS", 0)
         exact = solve(prob, top_k=3)
@@ -211,14 +191,7 @@ def test_a_repair_that_gives_up_falls_back_to_or_tools(monkeypatch, objective, l
 
     prob = _problem(600, 280, 3, objective)
     expected = solve(prob, top_k=None)
-    solved_afresh = []
-    real_solve = certify.solve_network
-
-    def counted(network):
-        solved_afresh.append(network.n_pairs)
-        return real_solve(network)
-
-    monkeypatch.setattr(certify, "solve_network", counted)
+    solved_afresh = recorded(monkeypatch, certify, "solve_network")
     for name, value in limits.items():
         module, constant = name.split(".")
         monkeypatch.setattr(importlib.import_module(f"matching.{module}"), constant, value)

@@ -18,7 +18,7 @@ from matching.encode import encode
 from matching.rules import BlockEvaluator
 from matching.synthetic import synthetic_organisation
 
-from .factory import ROUND
+from .factory import ROUND, recorded
 
 # The issue's target is a proven gap of at most 0.01 % at 20k x 10k (bench/engine.py). On these
 # ~150-pair instances one pair is ~0.6 % of the score and the Lagrangian (LP) bound itself sits
@@ -108,9 +108,7 @@ def test_bound_stays_valid_when_the_flows_see_few_arcs(monkeypatch, seed):
     """With only the tight arcs in the shifted flows (and a top-2 pruning) their optimum is below
     the true optimum on these instances; the excess pass must lift the bound above it."""
     monkeypatch.setattr(quota, "NEAR_POINTS", 0)
-    excesses = []
-    real = quota._pruned_excess
-    monkeypatch.setattr(quota, "_pruned_excess", lambda *args: excesses.append(real(*args)) or excesses[-1])
+    excesses = recorded(monkeypatch, quota, "_pruned_excess")
     prob = quota_problem(160, 90, seed, {1: 0.99, 3: 0.959}[seed])
     expected = milp_optimum(prob)
     sol = solve(prob, top_k=2)
