@@ -43,7 +43,10 @@ from .scoring import SCORE_SCALE
 
 SOURCE, SINK = 0, 1
 PRIORITY_CAP = 3
-_INT_LIMIT = 1 << 62
+# A network's largest |cost| times (nodes + 1) times 4 must stay below this: OR-Tools' cost
+# scaling multiplies costs by the node count, and path lengths (the repair's distances) add
+# up to that many costs, all in int64.
+INT_LIMIT = 1 << 62
 
 
 @dataclass
@@ -196,7 +199,7 @@ def build_network_arrays(
         n_mentees=n_e,
     )
     largest = int(np.abs(network.cost).max(initial=0))
-    if largest * (network.n_nodes + 1) * 4 >= _INT_LIMIT:
+    if largest * (network.n_nodes + 1) * 4 >= INT_LIMIT:
         raise ValueError("cost range too large for an exact lexicographic objective on this instance")
     return network
 

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from matching import Problem, Program, Rules, check, solve
-from matching.auction import EPS, AuctionState, exact_round, run_auction
+from matching.auction import EPS, EXACT_SCALE, AuctionState, exact_round, run_auction
 from matching.candidates import Candidates
-from matching.flow import build_network_arrays, solve_network
+from matching.flow import INT_LIMIT, build_network_arrays, solve_network
 from matching.synthetic import synthetic_organisation
 
 from .factory import ROUND, recorded
@@ -148,6 +148,27 @@ def test_exact_round_with_capacities_beyond_int32(huge, coverage_first):
     assert result.maximum_flow == fresh.maximum_flow
     assert fresh.maximum_flow == 4 or not coverage_first
     assert int((result.flow * network.cost).sum()) == int((fresh.flow * network.cost).sum())
+
+
+def test_exact_round_gives_up_on_costs_too_wide_to_scale():
+    """The exact round works in 1/EXACT_SCALE points; a network whose costs, scaled, could
+    overflow int64 path lengths (here the quota's shifted points, valid for OR-Tools) is left
+    to OR-Tools (None), and the auction's state is not touched."""
+    mentee, mentor = np.array([0, 1]), np.array([0, 0])
+    points = np.array([1000, -(2**52)])
+    network = build_network_arrays(
+        n_mentees=2, n_mentors=1, mentee=mentee, mentor=mentor, points=points, active_mentee=np.ones(2, bool),
+        mentor_capacity=np.array([1]), coverage_first=True,
+    )
+    largest = int(np.abs(network.cost).max())
+    assert largest * (network.n_nodes + 1) * 4 < INT_LIMIT <= largest * EXACT_SCALE * (network.n_nodes + 1) * 4
+    state = AuctionState.empty(2, np.array([1]), np.array([2]))
+    run_auction(state, mentee, mentor, np.array([1000, 0]), 2)
+    prices = state.slot_price.copy()
+    cands = Candidates(mentee, mentor, points, np.full(2, -1))
+    assert exact_round(state, SimpleNamespace(n_mentors=1), network, cands, np.ones(2, bool)) is None
+    assert np.array_equal(state.slot_price, prices)
+    assert solve_network(network).maximum_flow == 1
 
 
 def _problem(n_mentees, n_mentors, seed, objective, **rules) -> Problem:
