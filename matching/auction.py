@@ -59,9 +59,10 @@ EXACT_MAX_ARCS = 500_000
 # The exact round's auction phases, in 1/EXACT_SCALE points, after the approximate rounds'
 # EPS. Its repair then starts from an assignment eps-optimal to 1/64 point instead of 2 points:
 # 20k x 10k 2920 units re-routed in 7.2 scans of the residual graph instead of 5201 in 17.4
-# (0.27 s against 0.35 s for the round, min of 5); phases finer than 1/64 point (EXACT_SCALE
-# 256 or 1024) left as many units. The flow is optimal for the scaled costs, hence for the
-# network's own.
+# (0.27 s against 0.35 s for the round, min of 5). Phases finer than 1/64 point (EXACT_SCALE
+# 256 to 32768) left as many units, and other schedules were slower (16-4-1, 32-4-1, 64-8-1:
+# 0.32-0.35 s; 8-1 in 1/16 point 0.33 s). The flow is optimal for the scaled costs, hence for
+# the network's own.
 EXACT_SCALE = 64
 EXACT_EPS = (32, 8, 2, 1)
 SLOT_HEADROOM = 16  # slots beyond a mentor's first arcs, for arcs added later
