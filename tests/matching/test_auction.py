@@ -152,8 +152,9 @@ def test_exact_round_with_capacities_beyond_int32(huge, coverage_first):
 
 def test_exact_round_gives_up_on_costs_too_wide_to_scale():
     """The exact round works in 1/EXACT_SCALE points; a network whose costs, scaled, could
-    overflow int64 path lengths (here the quota's shifted points, valid for OR-Tools) is left
-    to OR-Tools (None), and the auction's state is not touched."""
+    overflow int64 path lengths (in a round: large priority costs; built here from one very
+    negative point value, still valid for OR-Tools) is left to OR-Tools (None), and the
+    auction's state is not touched."""
     mentee, mentor = np.array([0, 1]), np.array([0, 0])
     points = np.array([1000, -(2**52)])
     network = build_network_arrays(
