@@ -12,7 +12,8 @@ them could improve the optimum, adding back any that could.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,10 +42,19 @@ class Candidates:
     mentor: np.ndarray  # int64
     points: np.ndarray  # int64 score points 0..1000
     threshold: np.ndarray  # per mentee: best points among pruned eligible pairs, -1 if none
+    _row_ptr: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def keys_count(self) -> int:
         return int(self.mentee.size)
+
+    def row_ranges(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(start, stop) of each row's arcs. The pointers are built once per candidate set (the
+        arrays are never changed in place): a binary search per row over millions of arcs misses
+        the cache at every step (100k x 50k: 0.35 ms per partial screen of ~100 rows)."""
+        if self._row_ptr is None:
+            self._row_ptr = np.searchsorted(self.mentee, np.arange(self.threshold.size + 1))
+        return self._row_ptr[rows], self._row_ptr[rows + 1]
 
 
 def mentor_columns(enc: Encoded, include_zero_capacity: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -106,20 +116,36 @@ def arc_positions(enc: Encoded, cands: Candidates, mentee: np.ndarray, mentor: n
     return np.searchsorted(keys, mentee * enc.n_mentors + mentor)
 
 
+class BlockArcs(NamedTuple):
+    """The kept arcs of a block's rows: row i's mentors are ``mentor[start[i]:stop[i]]``, and
+    ``col_of`` maps a mentor to its column of the block (-1 outside it)."""
+
+    start: np.ndarray
+    stop: np.ndarray
+    mentor: np.ndarray
+    col_of: np.ndarray
+
+
+def block_arcs(cands: Candidates, rows: np.ndarray, cols: np.ndarray, n_mentors: int) -> BlockArcs:
+    """Which pairs of the block are already candidate arcs, as a compiled pass reads them
+    (marking a row's few arcs costs less than a block-sized mask: certify's screens)."""
+    start, stop = cands.row_ranges(rows)
+    col_of = np.full(n_mentors, -1, np.int64)
+    col_of[cols] = np.arange(cols.size)
+    return BlockArcs(start, stop, cands.mentor, col_of)
+
+
 def present_mask(cands: Candidates, rows: np.ndarray, cols: np.ndarray, n_mentors: int) -> np.ndarray:
     """Boolean (rows x cols): which pairs of the block are already candidate arcs."""
-    start = np.searchsorted(cands.mentee, rows, "left")
-    stop = np.searchsorted(cands.mentee, rows, "right")
-    counts = stop - start
+    arcs = block_arcs(cands, rows, cols, n_mentors)
+    counts = arcs.stop - arcs.start
     total = int(counts.sum())
     mask = np.zeros((rows.size, cols.size), bool)
     if total == 0:
         return mask
-    arcs = np.repeat(start - (np.cumsum(counts) - counts), counts) + np.arange(total)
+    at = np.repeat(arcs.start - (np.cumsum(counts) - counts), counts) + np.arange(total)
     row_pos = np.repeat(np.arange(rows.size), counts)
-    col_of = np.full(n_mentors, -1, np.int64)
-    col_of[cols] = np.arange(cols.size)
-    c = col_of[cands.mentor[arcs]]
+    c = arcs.col_of[arcs.mentor[at]]
     hit = c >= 0
     mask[row_pos[hit], c[hit]] = True
     return mask

@@ -46,7 +46,7 @@ import numpy as np
 from numba import njit
 
 from .auction import AuctionState, approximate_round, exact_round
-from .candidates import Candidates, arc_positions, level_blocks, mentor_columns, present_mask
+from .candidates import BlockArcs, Candidates, arc_positions, block_arcs, level_blocks, mentor_columns, present_mask
 from .encode import Encoded, unique_keys
 from .parallel import parts, run_parts
 from .fastscore import ELIGIBLE, POINTS_MARGIN, FastScorer
@@ -127,7 +127,7 @@ def _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m
     (max of points + pi(m) over the pairs that stay pruned). Dense over the block: only the
     queued pairs are listed and scored exactly."""
     raw = scorer.raw_block(rows, cols)
-    present = present_mask(cands, rows, cols, enc.n_mentors)
+    kept = block_arcs(cands, rows, cols, enc.n_mentors)
     pot_e = cert.potential[e_nodes[rows]]
     pot_m = cert.potential[m_nodes[cols]]
     # value = raw * to_points + (pi(m) - base) + (0.5 + POINTS_MARGIN + VALUE_SLACK) is at least
@@ -143,7 +143,7 @@ def _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m
     row_limit = (SCORE_SCALE - NEAR_MARGIN - base + pot_e).astype(np.float64)
     in_s_row = cert.reachable[e_nodes[rows]]
     in_s_col = cert.reachable[m_nodes[cols]]
-    r, c, best = screen_block(raw, present, scorer.to_points, col_value, row_limit, in_s_row, ~in_s_col)
+    r, c, best = screen_block(raw, kept, scorer.to_points, col_value, row_limit, in_s_row, ~in_s_col)
     points = scorer.exact_points(rows[r], cols[c])  # -1: below min_score
     slack = SCORE_SCALE + pot_e[r] - pot_m[c]
     crossing = in_s_row[r] & ~in_s_col[c]
@@ -444,11 +444,11 @@ def _merge_flagged(enc, every: Candidates, flags: np.ndarray, mentee, mentor, po
     return merged, interleave(flags, np.ones(mentee.size, bool))
 
 
-def screen_block(raw, present, to_points, col_value, row_limit, cut_row, cut_col):
+def screen_block(raw, kept: BlockArcs, to_points, col_value, row_limit, cut_row, cut_col):
     """``_screen``'s pass over a block: (rows, columns) of the pruned pairs (eligible, not
-    present) that are near (value above the row's limit, or crossing the cut), in row order,
-    and per row the largest value among its other pruned pairs (-inf if none). Parts of the
-    rows run on every core (``parallel``)."""
+    ``kept`` arcs) that are near (value above the row's limit, or crossing the cut), in row
+    order, and per row the largest value among its other pruned pairs (-inf if none). Parts of
+    the rows run on every core (``parallel``)."""
     n_r, n_c = raw.shape
     best = np.empty(n_r, np.float64)
 
@@ -456,8 +456,8 @@ def screen_block(raw, present, to_points, col_value, row_limit, cut_row, cut_col
         near_r = np.empty((hi - lo) * n_c, np.int32)
         near_c = np.empty((hi - lo) * n_c, np.int32)
         n_near = _screen_rows(
-            raw[lo:hi], present[lo:hi], np.float32(ELIGIBLE), to_points, col_value, row_limit[lo:hi],
-            cut_row[lo:hi], cut_col, near_r, near_c, best[lo:hi],
+            raw[lo:hi], kept.start[lo:hi], kept.stop[lo:hi], kept.mentor, kept.col_of, np.float32(ELIGIBLE), to_points,
+            col_value, row_limit[lo:hi], cut_row[lo:hi], cut_col, near_r, near_c, best[lo:hi],
         )
         return near_r[:n_near].astype(np.int64) + lo, near_c[:n_near].astype(np.int64)
 
@@ -466,16 +466,24 @@ def screen_block(raw, present, to_points, col_value, row_limit, cut_row, cut_col
 
 
 @njit(cache=True, nogil=True)
-def _screen_rows(raw, present, floor, to_points, col_value, row_limit, cut_row, cut_col, near_r, near_c, best):
-    """``screen_block`` over some rows; returns how many pairs it listed as near."""
+def _screen_rows(
+    raw, arc_start, arc_stop, arc_mentor, col_of, floor, to_points, col_value, row_limit, cut_row, cut_col, near_r, near_c, best
+):
+    """``screen_block`` over some rows; returns how many pairs it listed as near. A row's kept
+    arcs are marked in a column-sized scratch while the row is screened."""
     n_r, n_c = raw.shape
+    kept = np.zeros(n_c, np.bool_)
     n_near = 0
     for i in range(n_r):
+        for k in range(arc_start[i], arc_stop[i]):
+            j = col_of[arc_mentor[k]]
+            if j >= 0:
+                kept[j] = True
         top = -np.inf
         limit = row_limit[i]
         crossing_row = cut_row[i]
         for j in range(n_c):
-            if present[i, j] or raw[i, j] <= floor:
+            if kept[j] or raw[i, j] <= floor:
                 continue
             value = np.float64(raw[i, j]) * to_points + col_value[j]
             if value > limit or (crossing_row and cut_col[j]):
@@ -485,4 +493,8 @@ def _screen_rows(raw, present, floor, to_points, col_value, row_limit, cut_row, 
             elif value > top:
                 top = value
         best[i] = top
+        for k in range(arc_start[i], arc_stop[i]):
+            j = col_of[arc_mentor[k]]
+            if j >= 0:
+                kept[j] = False
     return n_near

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .candidates import Candidates, arc_positions, level_blocks, present_mask
+from .candidates import Candidates, arc_positions, block_arcs, level_blocks
 from .certify import PARTIAL_CHUNK, VALUE_SLACK, screen_block
 from .fastscore import POINTS_MARGIN, FastScorer
 from .flow import PRIORITY_CAP, FlowResult, Network, build_network, flow_potentials, solve_network
@@ -329,9 +329,9 @@ def _dense_excess(enc, scorer, run, scale, cands, pi_e, pi_m, rows, cols, excess
     base = int(pi_m[cols].max())
     col_value = (pi_m[cols] - base) / scale
     limit = (SCORE_SCALE + pi_e[rows] - base - run.gain) / scale - 0.5 - POINTS_MARGIN - VALUE_SLACK
-    present = present_mask(cands, rows, cols, enc.n_mentors)
+    kept = block_arcs(cands, rows, cols, enc.n_mentors)
     no_cut_r, no_cut_c = np.zeros(rows.size, np.bool_), np.zeros(cols.size, np.bool_)
-    r, c, _ = screen_block(raw, present, scorer.to_points, col_value, limit, no_cut_r, no_cut_c)
+    r, c, _ = screen_block(raw, kept, scorer.to_points, col_value, limit, no_cut_r, no_cut_c)
     if r.size == 0:
         return
     e, m = rows[r], cols[c]

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from scipy.sparse.csgraph import bellman_ford
 
 from matching import Problem, Program, Rules, check, solve
-from matching.candidates import build_candidates_fast, default_top_k
+from matching.candidates import block_arcs, build_candidates_fast, default_top_k, level_blocks, present_mask
+from matching.certify import screen_block
 from matching.encode import encode
 from matching.fastscore import FastScorer
 from matching.flow import SINK, build_network, potentials, residual_arcs, sink_potentials, solve_network
@@ -179,3 +180,30 @@ def test_rows_screened_only_against_moved_mentors_keep_the_optimum(monkeypatch, 
         assert pruned.solver.status == "optimal"
         assert pruned.solver.objective == full.solver.objective
         assert pruned.stats["matched_mentees"] == full.stats["matched_mentees"]
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_screen_lists_the_near_pruned_pairs_and_bounds_the_rest(seed):
+    """``screen_block`` against the same screen written with NumPy: over eligible pairs that
+    are not kept arcs, the near ones (value above the row's limit, or crossing the cut) are
+    listed in row order and the others' largest value per row is returned."""
+    enc = encode(_problem(300, 140, seed, min_score=0.2 if seed else 0.0))
+    scorer = FastScorer(enc)
+    cands = build_candidates_fast(enc, scorer, top_k=3)
+    rng = np.random.default_rng(seed)
+    for rows, cols in level_blocks(enc):
+        raw = scorer.raw_block(rows, cols)
+        col_value = rng.normal(0, 50, cols.size)
+        row_limit = rng.normal(600, 100, rows.size)
+        cut_row, cut_col = rng.random(rows.size) < 0.2, rng.random(cols.size) < 0.2
+        r, c, best = screen_block(
+            raw, block_arcs(cands, rows, cols, enc.n_mentors), scorer.to_points, col_value, row_limit, cut_row, cut_col
+        )
+        pruned = scorer.eligible(raw) & ~present_mask(cands, rows, cols, enc.n_mentors)
+        value = raw.astype(np.float64) * scorer.to_points + col_value
+        near = pruned & ((value > row_limit[:, None]) | (cut_row[:, None] & cut_col[None, :]))
+        expected_r, expected_c = np.nonzero(near)
+        assert np.array_equal(r, expected_r) and np.array_equal(c, expected_c)
+        rest = np.where(pruned & ~near, value, -np.inf)
+        assert np.array_equal(best, rest.max(axis=1))
+        assert pruned.sum() < scorer.eligible(raw).sum() or cands.mentee.size == 0

@@ -7,7 +7,7 @@ import pytest
 
 from matching import Problem, Program, Rules, solve
 from matching import parallel
-from matching.candidates import build_candidates_fast, level_blocks
+from matching.candidates import block_arcs, build_candidates_fast, level_blocks
 from matching.certify import screen_block
 from matching.encode import encode
 from matching.fastscore import FastScorer
@@ -54,11 +54,11 @@ def test_dense_passes_equal_one_thread(threads, min_score):
         for rows, cols in level_blocks(enc):
             raw = scorer.raw_block(rows, cols)
             raws.append(raw)
-            present = rng.random(raw.shape) < 0.1
+            kept = block_arcs(cands, rows, cols, enc.n_mentors)
             col_value = rng.normal(0, 50, cols.size)
             row_limit = rng.normal(600, 100, rows.size)
             screens.append(
-                screen_block(raw, present, scorer.to_points, col_value, row_limit, rng.random(rows.size) < 0.2, rng.random(cols.size) < 0.2)
+                screen_block(raw, kept, scorer.to_points, col_value, row_limit, rng.random(rows.size) < 0.2, rng.random(cols.size) < 0.2)
             )
         results.append((cands, raws, screens))
     (cands1, raws1, screens1) = results[0]
