@@ -8,7 +8,7 @@ import pytest
 from matching import Program, Rules, Weights
 from matching.check import PairJudge
 from matching.encode import encode
-from matching.fastscore import POINTS_MARGIN, FastScorer
+from matching.fastscore import NARROW_SHARE, POINTS_MARGIN, FastScorer
 from matching.rules import BlockEvaluator
 from matching.scoring import combine, seniority_fit, to_points
 
@@ -138,7 +138,8 @@ def test_solved_matches_carry_the_scalar_scores_and_components(relationship):
 def test_raw_block_is_the_same_over_any_columns():
     """A block's raw scores do not depend on which other columns it has: level slices (whose
     goal fit visits only the slice's stretch of each skill's mentors) and scattered subsets
-    give exactly the scores of the full row."""
+    give exactly the scores of the full row, picks narrow enough for a skill index of their
+    own (under 1/``NARROW_SHARE`` of their stretch) too."""
     from matching.candidates import level_blocks
 
     prob = synthetic_problem(400, 200, 9)
@@ -150,7 +151,8 @@ def test_raw_block_is_the_same_over_any_columns():
     for rows, cols in level_blocks(enc):
         full = scorer.raw_block(rows, everyone)
         assert np.array_equal(scorer.raw_block(rows, cols), full[:, cols])
-        subset = np.sort(rng.choice(cols, max(1, cols.size // 3), replace=False))
-        assert np.array_equal(scorer.raw_block(rows, subset), full[:, subset])
+        for share in (3, 4 * NARROW_SHARE):
+            subset = np.sort(rng.choice(cols, max(1, cols.size // share), replace=False))
+            assert np.array_equal(scorer.raw_block(rows, subset), full[:, subset])
         checked += rows.size * cols.size
     assert checked > 10_000
