@@ -189,10 +189,10 @@ def build_network_arrays(
         caps.append(np.array([active_idx.size], np.int64))
         costs.append(np.array([SCORE_SCALE], np.int64))
     network = Network(
-        tail=np.concatenate(tails).astype(np.int64),
-        head=np.concatenate(heads).astype(np.int64),
-        capacity=np.concatenate(caps).astype(np.int64),
-        cost=np.concatenate(costs).astype(np.int64),
+        tail=np.concatenate(tails).astype(np.int64, copy=False),
+        head=np.concatenate(heads).astype(np.int64, copy=False),
+        capacity=np.concatenate(caps).astype(np.int64, copy=False),
+        cost=np.concatenate(costs).astype(np.int64, copy=False),
         n_nodes=n_nodes,
         n_pairs=int(mentee.size),
         flow_bound=int(active_idx.size),
@@ -236,10 +236,31 @@ def potentials(n_nodes: int, tail: np.ndarray, head: np.ndarray, cost: np.ndarra
     Label-correcting (Bellman-Ford with a queue of the nodes improved). The residual graph of
     an optimal flow has no negative cycle; finding one is a bug (RuntimeError).
     """
-    order = np.argsort(tail, kind="stable")
-    tail, head, cost = tail[order], head[order], cost[order]
-    start = np.searchsorted(tail, np.arange(n_nodes + 1))
-    return _label_correct(head, cost, start, np.zeros(n_nodes, np.int64), np.arange(n_nodes))
+    order, start = stable_order(tail, n_nodes)
+    return _label_correct(head[order], cost[order], start, np.zeros(n_nodes, np.int64), np.arange(n_nodes))
+
+
+def stable_order(keys: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
+    """(order, start): ``keys[order]`` ascending, equal keys in their original order (as
+    ``np.argsort(keys, kind="stable")``), and ``start[k]`` where key ``k`` begins in it
+    (``n_keys + 1`` offsets). A counting sort on node numbers: 100k x 50k, 6 M residual arcs
+    in ~0.03 s against 0.75 s for argsort."""
+    return _counting_order(keys, n_keys)
+
+
+@njit(cache=True, nogil=True)
+def _counting_order(keys, n_keys):
+    start = np.zeros(n_keys + 1, np.int64)
+    for k in range(keys.size):
+        start[keys[k] + 1] += 1
+    for key in range(n_keys):
+        start[key + 1] += start[key]
+    fill = start[:-1].copy()
+    order = np.empty(keys.size, np.int64)
+    for k in range(keys.size):
+        order[fill[keys[k]]] = k
+        fill[keys[k]] += 1
+    return order, start
 
 
 def _label_correct(head, cost, start, dist, active) -> np.ndarray:
@@ -300,9 +321,9 @@ def sink_potentials(network: Network, flow: np.ndarray, tail, head, cost) -> np.
     value stays feasible, and it is the price 0 a mentor nobody uses deserves.
     """
     n = network.n_nodes
-    order = np.argsort(tail, kind="stable")
-    tail, head, cost = tail[order], head[order], cost[order]
-    start = np.searchsorted(tail, np.arange(n + 1))
+    order, start = stable_order(tail, n)
+    head, cost = head[order], cost[order]
+    del order
     unset = np.iinfo(np.int64).max
     dist = np.full(n, unset, np.int64)
     dist[SINK] = 0

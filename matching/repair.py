@@ -36,7 +36,7 @@ import logging
 import numpy as np
 from numba import njit
 
-from .flow import SINK, SOURCE, Network
+from .flow import SINK, SOURCE, Network, stable_order
 
 log = logging.getLogger(__name__)
 
@@ -123,18 +123,16 @@ def repair_flow(
 def _residual_graph(network: Network, capacity: np.ndarray) -> tuple[np.ndarray, ...]:
     """Residual arcs in CSR order by tail: (arc_of, forward, indices, indptr, r_room)."""
     n, m = network.n_nodes, network.tail.size
-    # Residual arcs in CSR order by tail (a stable radix sort on the node numbers): entry k
+    # Residual arcs in CSR order by tail (a stable counting sort on the node numbers): entry k
     # runs along arc arc_of[k], forward if forward[k] (tail -> head) else backward. Kept lean
     # (int32, no per-entry tail array): at 100k x 50k there are ~11 M entries.
-    order = np.argsort(np.concatenate([network.tail, network.head]).astype(np.int32), kind="stable")
+    order, indptr = stable_order(np.concatenate([network.tail, network.head]), n)
     indices = np.concatenate([network.head.astype(np.int32), network.tail.astype(np.int32)])[order]
     r_room = np.concatenate([capacity, np.zeros(m, np.int32)])[order]  # open while flow < room (forward) / > 0 (backward)
     forward = order < m
     order[~forward] -= m
     arc_of = order.astype(np.int32)
     del order
-    indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(network.tail, minlength=n) + np.bincount(network.head, minlength=n), out=indptr[1:])
     return arc_of, forward, indices, indptr, r_room
 
 

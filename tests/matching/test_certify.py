@@ -14,7 +14,7 @@ from matching.candidates import block_arcs, build_candidates_fast, default_top_k
 from matching.certify import screen_block
 from matching.encode import encode
 from matching.fastscore import FastScorer
-from matching.flow import SINK, build_network, potentials, residual_arcs, sink_potentials, solve_network
+from matching.flow import SINK, build_network, potentials, residual_arcs, sink_potentials, solve_network, stable_order
 from matching.synthetic import synthetic_organisation
 
 from .factory import ROUND, recorded
@@ -207,3 +207,13 @@ def test_screen_lists_the_near_pruned_pairs_and_bounds_the_rest(seed):
         rest = np.where(pruned & ~near, value, -np.inf)
         assert np.array_equal(best, rest.max(axis=1))
         assert pruned.sum() < scorer.eligible(raw).sum() or cands.mentee.size == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(keys=st.lists(st.integers(0, 20), max_size=300), spare=st.integers(0, 3))
+def test_stable_order_is_a_stable_argsort_with_offsets(keys, spare):
+    keys = np.array(keys, np.int64)
+    n_keys = int(keys.max(initial=-1)) + 1 + spare
+    order, start = stable_order(keys, n_keys)
+    assert np.array_equal(order, np.argsort(keys, kind="stable"))
+    assert np.array_equal(start, np.searchsorted(keys[order], np.arange(n_keys + 1)))
