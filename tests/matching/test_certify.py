@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scipy.sparse.csgraph import bellman_ford
 
 from matching import Problem, Program, Rules, check, solve
-from matching.candidates import block_arcs, build_candidates_fast, default_top_k, level_blocks, present_mask
+from matching.candidates import block_arcs, build_candidates_fast, default_top_k, level_blocks
 from matching.certify import screen_block
 from matching.encode import encode
 from matching.fastscore import FastScorer
@@ -186,27 +186,35 @@ def test_rows_screened_only_against_moved_mentors_keep_the_optimum(monkeypatch, 
 def test_screen_lists_the_near_pruned_pairs_and_bounds_the_rest(seed):
     """``screen_block`` against the same screen written with NumPy: over eligible pairs that
     are not kept arcs, the near ones (value above the row's limit, or crossing the cut) are
-    listed in row order and the others' largest value per row is returned."""
+    listed in row order and the others' largest value per row is returned. Over whole level
+    blocks and over scattered picks of their mentors (the partial screens), where most of a
+    row's kept arcs lie outside the block."""
     enc = encode(_problem(300, 140, seed, min_score=0.2 if seed else 0.0))
     scorer = FastScorer(enc)
     cands = build_candidates_fast(enc, scorer, top_k=3)
+    kept = cands.mentee * enc.n_mentors + cands.mentor
     rng = np.random.default_rng(seed)
-    for rows, cols in level_blocks(enc):
-        raw = scorer.raw_block(rows, cols)
-        col_value = rng.normal(0, 50, cols.size)
-        row_limit = rng.normal(600, 100, rows.size)
-        cut_row, cut_col = rng.random(rows.size) < 0.2, rng.random(cols.size) < 0.2
-        r, c, best = screen_block(
-            raw, block_arcs(cands, rows, cols, enc.n_mentors), scorer.to_points, col_value, row_limit, cut_row, cut_col
-        )
-        pruned = scorer.eligible(raw) & ~present_mask(cands, rows, cols, enc.n_mentors)
-        value = raw.astype(np.float64) * scorer.to_points + col_value
-        near = pruned & ((value > row_limit[:, None]) | (cut_row[:, None] & cut_col[None, :]))
-        expected_r, expected_c = np.nonzero(near)
-        assert np.array_equal(r, expected_r) and np.array_equal(c, expected_c)
-        rest = np.where(pruned & ~near, value, -np.inf)
-        assert np.array_equal(best, rest.max(axis=1))
-        assert pruned.sum() < scorer.eligible(raw).sum() or cands.mentee.size == 0
+    inside = outside = 0
+    for rows, block_cols in level_blocks(enc):
+        for cols in (block_cols, np.sort(rng.choice(block_cols, max(1, block_cols.size // 5), replace=False))):
+            raw = scorer.raw_block(rows, cols)
+            col_value = rng.normal(0, 50, cols.size)
+            row_limit = rng.normal(600, 100, rows.size)
+            cut_row, cut_col = rng.random(rows.size) < 0.2, rng.random(cols.size) < 0.2
+            r, c, best = screen_block(
+                raw, block_arcs(cands, rows, cols, enc.n_mentors), scorer.to_points, col_value, row_limit, cut_row, cut_col
+            )
+            present = np.isin(rows[:, None] * enc.n_mentors + cols[None, :], kept)
+            pruned = scorer.eligible(raw) & ~present
+            value = raw.astype(np.float64) * scorer.to_points + col_value
+            near = pruned & ((value > row_limit[:, None]) | (cut_row[:, None] & cut_col[None, :]))
+            expected_r, expected_c = np.nonzero(near)
+            assert np.array_equal(r, expected_r) and np.array_equal(c, expected_c)
+            rest = np.where(pruned & ~near, value, -np.inf)
+            assert np.array_equal(best, rest.max(axis=1))
+            inside += int(present.sum())
+            outside += int(np.isin(kept // enc.n_mentors, rows).sum()) - int(present.sum())
+    assert (inside > 0 and outside > 0) or cands.mentee.size == 0
 
 
 @settings(max_examples=200, deadline=None)

@@ -140,19 +140,24 @@ def test_raw_block_is_the_same_over_any_columns():
     goal fit visits only the slice's stretch of each skill's mentors) and scattered subsets
     give exactly the scores of the full row, picks narrow enough for a skill index of their
     own (under 1/``NARROW_SHARE`` of their stretch) too."""
-    from matching.candidates import level_blocks
+    from matching.candidates import level_blocks, mentor_columns
 
     prob = synthetic_problem(400, 200, 9)
     enc = encode(prob)
     scorer = FastScorer(enc)
     everyone = np.arange(enc.n_mentors)
     rng = np.random.default_rng(2)
-    checked = 0
+    in_level_order, _ = mentor_columns(enc)
+    position = np.zeros(enc.n_mentors, np.int64)
+    position[in_level_order] = np.arange(in_level_order.size)
+    checked = narrow = 0
     for rows, cols in level_blocks(enc):
         full = scorer.raw_block(rows, everyone)
         assert np.array_equal(scorer.raw_block(rows, cols), full[:, cols])
-        for share in (3, 4 * NARROW_SHARE):
+        for share in (3, 10, 10, 16, 16, 4 * NARROW_SHARE):
             subset = np.sort(rng.choice(cols, max(1, cols.size // share), replace=False))
             assert np.array_equal(scorer.raw_block(rows, subset), full[:, subset])
+            stretch = position[subset].max() + 1 - position[subset].min()
+            narrow += subset.size * NARROW_SHARE < stretch
         checked += rows.size * cols.size
-    assert checked > 10_000
+    assert checked > 10_000 and narrow >= 20
