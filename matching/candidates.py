@@ -36,7 +36,7 @@ def default_top_k(n_mentees: int) -> int:
     return max(DEFAULT_TOP_K, round(DEFAULT_TOP_K * math.sqrt(n_mentees / TOP_K_GROWS_FROM)))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Candidates:
     mentee: np.ndarray  # int64, sorted by (mentee, mentor)
     mentor: np.ndarray  # int64
@@ -52,8 +52,8 @@ class Candidates:
         """(start, stop) of each row's arcs. The pointers are built once per candidate set (the
         arrays are never changed in place): a binary search per row over millions of arcs misses
         the cache at every step (100k x 50k: 0.35 ms per partial screen of ~100 rows)."""
-        if self._row_ptr is None:
-            self._row_ptr = np.searchsorted(self.mentee, np.arange(self.threshold.size + 1))
+        if self._row_ptr is None:  # frozen: the arrays it points into are never reassigned
+            object.__setattr__(self, "_row_ptr", np.searchsorted(self.mentee, np.arange(self.threshold.size + 1)))
         return self._row_ptr[rows], self._row_ptr[rows + 1]
 
 
