@@ -218,7 +218,8 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             result = exact_round(auction, enc, network, cands, active) if auction is not None else None
             auction = None
             if result is None:
-                result = solve_network(network)
+                # From the last round's potentials (auction-priced or exact) when there was one.
+                result = solve_network(network, cert.potential if round_no else None)
         else:
             network, result, cert = repaired
         t = clock.add("solve", t)

@@ -204,9 +204,21 @@ def build_network_arrays(
     return network
 
 
-def solve_network(network: Network) -> FlowResult:
+def solve_network(network: Network, potential: np.ndarray | None = None) -> FlowResult:
+    """OR-Tools' largest flow of least cost. With ``potential`` (per node) it solves on the
+    reduced costs ``cost + pi(tail) - pi(head)``: every flow of a given value changes cost by
+    the same ``value * (pi(source) - pi(sink))``, so the optimal flows are the same, and from
+    near-optimal potentials (the certificate's last auction round) the cost scaling has less
+    to undo (100k x 50k, 3.1 M arcs: 17.5-20.2 s, median 17.9, against 18.3-24.1 s, median
+    19.8, over 5 alternating solves; no change at 50k x 25k). Potentials that would widen the
+    costs beyond OR-Tools' range are not used."""
+    cost = network.cost
+    if potential is not None:
+        reduced = cost + potential[network.tail] - potential[network.head]
+        if int(np.abs(reduced).max(initial=0)) * (network.n_nodes + 1) * 4 < INT_LIMIT:
+            cost = reduced
     smcf = min_cost_flow.SimpleMinCostFlow()
-    smcf.add_arcs_with_capacity_and_unit_cost(network.tail, network.head, network.capacity, network.cost)
+    smcf.add_arcs_with_capacity_and_unit_cost(network.tail, network.head, network.capacity, cost)
     supplies = np.zeros(network.n_nodes, np.int64)
     supplies[SOURCE] = network.flow_bound
     supplies[SINK] = -network.flow_bound

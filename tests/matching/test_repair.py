@@ -164,3 +164,18 @@ def test_a_filled_repair_from_nothing_is_a_fresh_solve(network, random_potential
     net = np.bincount(network.tail, filled, network.n_nodes) - np.bincount(network.head, filled, network.n_nodes)
     assert net[0] == fresh.maximum_flow and (net[2:] == 0).all()
     assert int((filled * network.cost).sum()) == int((fresh.flow * network.cost).sum())
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(any_networks(), st.sampled_from([2000, 2**40, 2**61]))
+def test_solving_on_reduced_costs_gives_an_optimum_of_the_network(network, spread):
+    """OR-Tools on costs reduced by any potential (the certificate's warm start) returns a
+    largest flow of least cost for the network's own costs; potentials too wide for OR-Tools'
+    cost range are left out rather than overflowing."""
+    rng = np.random.default_rng(network.tail.size)
+    potential = rng.integers(-spread, spread, network.n_nodes)
+    plain, warm = solve_network(network), solve_network(network, potential)
+    assert ((warm.flow >= 0) & (warm.flow <= network.capacity)).all()
+    net = np.bincount(network.tail, warm.flow, network.n_nodes) - np.bincount(network.head, warm.flow, network.n_nodes)
+    assert warm.maximum_flow == plain.maximum_flow == net[0] and (net[2:] == 0).all()
+    assert int((warm.flow * network.cost).sum()) == int((plain.flow * network.cost).sum())
