@@ -225,7 +225,7 @@ def approximate_round(state: AuctionState, enc, network: Network, cands, active:
     tail, head, cost = residual_arcs(network, flow)
     cost = cost - np.minimum(cost + pi[tail] - pi[head], 0)  # now pi is feasible
     certificate = Certificate(
-        sink_potentials(network, flow, tail, head, cost), reachable_from_source(network.n_nodes, tail, head)
+        sink_potentials(network, flow, tail, head, cost, guess=pi), reachable_from_source(network.n_nodes, tail, head)
     )
     return FlowResult.of(network, flow), certificate
 

@@ -225,7 +225,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         t = clock.add("solve", t)
         log.debug("certify round %d: %s on %d arcs", round_no, "auction" if approximate else "flow", network.n_pairs)
         if not approximate and repaired is None:
-            cert = Certificate.of(network, result)
+            cert = Certificate.of(network, result, cert.potential if round_no else None)
         e_nodes = network.mentee_node(np.arange(enc.n_mentees))
         m_nodes = network.mentor_node(np.arange(enc.n_mentors))
         # The reserve, arc by arc.
@@ -391,7 +391,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             flow = repair_flow(network, flow, cert.potential, fill=True)
             if flow is not None:
                 fixed = FlowResult.of(network, flow)
-                next_cert = Certificate.of(network, fixed)  # the next round's, built once
+                next_cert = Certificate.of(network, fixed, cert.potential)  # the next round's, built once
                 if enc.problem.program.objective == "coverage_first" and next_cert.reachable[SINK]:
                     log.warning("certify: a filled repair left a path to the sink; solving afresh")
                     flow = None

@@ -36,7 +36,7 @@ import logging
 import numpy as np
 from numba import njit
 
-from .flow import SINK, SOURCE, Network, stable_order
+from .flow import SINK, SOURCE, Network, indexed_heap_pop, indexed_heap_push, indexed_heap_up, stable_order
 
 log = logging.getLogger(__name__)
 
@@ -160,13 +160,13 @@ def _shortest_path_repair(cost, arc_of, forward, indices, indptr, r_room, flow, 
         while imbalance[source] < 0:
             search += 1
             stamp[source], dist[source], settled[source] = search, 0, False
-            size = _heap_push(heap, where, dist, 0, source)
+            size = indexed_heap_push(heap, where, dist, 0, source)
             n_settled = 0
             target = -1
             beyond = False
             while size:
                 u = heap[0]
-                size = _heap_pop(heap, where, dist, size)
+                size = indexed_heap_pop(heap, where, dist, size)
                 settled[u] = True
                 order[n_settled] = u
                 n_settled += 1
@@ -191,10 +191,10 @@ def _shortest_path_repair(cost, arc_of, forward, indices, indptr, r_room, flow, 
                     candidate = base + step - pi[v]
                     if stamp[v] != search:
                         stamp[v], dist[v], via[v], parent[v], settled[v] = search, candidate, k, u, False
-                        size = _heap_push(heap, where, dist, size, v)
+                        size = indexed_heap_push(heap, where, dist, size, v)
                     elif not settled[v] and candidate < dist[v]:
                         dist[v], via[v], parent[v] = candidate, k, u
-                        _heap_up(heap, where, dist, where[v])
+                        indexed_heap_up(heap, where, dist, where[v])
                 work += indptr[u + 1] - indptr[u]
             for h in range(size):
                 where[heap[h]] = -1
@@ -227,50 +227,3 @@ def _shortest_path_repair(cost, arc_of, forward, indices, indptr, r_room, flow, 
             imbalance[source] += amount
             imbalance[target] -= amount
     return work
-
-
-@njit(cache=True, nogil=True)
-def _heap_up(heap, where, key, at):
-    v = heap[at]
-    while at > 0:
-        parent = (at - 1) // 2
-        if key[heap[parent]] <= key[v]:
-            break
-        heap[at] = heap[parent]
-        where[heap[at]] = at
-        at = parent
-    heap[at] = v
-    where[v] = at
-
-
-@njit(cache=True, nogil=True)
-def _heap_push(heap, where, key, size, v):
-    heap[size] = v
-    where[v] = size
-    _heap_up(heap, where, key, size)
-    return size + 1
-
-
-@njit(cache=True, nogil=True)
-def _heap_pop(heap, where, key, size):
-    """Remove the least (heap[0]); returns the new size."""
-    where[heap[0]] = -1
-    size -= 1
-    if size == 0:
-        return 0
-    v = heap[size]
-    at = 0
-    while True:
-        child = 2 * at + 1
-        if child >= size:
-            break
-        if child + 1 < size and key[heap[child + 1]] < key[heap[child]]:
-            child += 1
-        if key[heap[child]] >= key[v]:
-            break
-        heap[at] = heap[child]
-        where[heap[at]] = at
-        at = child
-    heap[at] = v
-    where[v] = at
-    return size

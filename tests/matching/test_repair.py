@@ -179,3 +179,23 @@ def test_solving_on_reduced_costs_gives_an_optimum_of_the_network(network, sprea
     net = np.bincount(network.tail, warm.flow, network.n_nodes) - np.bincount(network.head, warm.flow, network.n_nodes)
     assert warm.maximum_flow == plain.maximum_flow == net[0] and (net[2:] == 0).all()
     assert int((warm.flow * network.cost).sum()) == int((plain.flow * network.cost).sum())
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(any_networks(), st.integers(-50, 50), st.integers(1, 400))
+def test_sink_potentials_from_a_guess_are_the_same(monkeypatch, network, shift, noise):
+    """Given a guessed potential (the auction rounds have a feasible one, later rounds the
+    last round's), the sink potentials come from a Dijkstra that re-opens the nodes the guess
+    got wrong, with the label-correcting search's values -- or from that search when the guess
+    is far off."""
+    from matching import flow as flow_module
+
+    fresh = solve_network(network)
+    tail, head, cost = residual_arcs(network, fresh.flow)
+    expected = sink_potentials(network, fresh.flow, tail, head, cost)
+    noisy = expected + np.random.default_rng(network.tail.size).integers(-noise, noise + 1, network.n_nodes)
+    assert np.array_equal(sink_potentials(network, fresh.flow, tail, head, cost, guess=noisy), expected)
+    with monkeypatch.context() as patched:
+        patched.setattr(flow_module, "_relax_from", None)  # a feasible guess needs no fallback
+        for guess in (expected, expected + shift):
+            assert np.array_equal(sink_potentials(network, fresh.flow, tail, head, cost, guess=guess), expected)

@@ -15,9 +15,9 @@ INLINED = {
     "matching.auction._release",
     "matching.topk.heap_push",
     "matching.topk.sift_down",
-    "matching.repair._heap_pop",
-    "matching.repair._heap_push",
-    "matching.repair._heap_up",
+    "matching.flow.indexed_heap_pop",
+    "matching.flow.indexed_heap_push",
+    "matching.flow.indexed_heap_up",
 }
 
 PROBE = """
@@ -47,6 +47,7 @@ def test_warm_up_compiles_every_kernel():
         "matching.auction._auction",
         "matching.fastscore._dense_raw",
         "matching.flow._relax_from",
+        "matching.flow._dijkstra_from",
         "matching.repair._shortest_path_repair",
     } <= set(kernels)
     cold = sorted(name for name, compiled in kernels.items() if compiled == "0" and name not in INLINED)
