@@ -252,7 +252,8 @@ def exact_round(state: AuctionState, enc, network: Network, cands, active: np.nd
     fixed = repair_flow(scaled, flow, pi, reach=FILL_REACH, fill=True)
     if fixed is None:
         return None
-    return FlowResult.of(network, fixed)
+    # Its potentials, in points: rounded, so a guess for the certificate's (sink_potentials).
+    return FlowResult.of(network, fixed.flow, fixed.potential // EXACT_SCALE)
 
 
 def _auction_flow(

@@ -388,15 +388,14 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             flow[arc_positions(enc, cands, carried[0], carried[1])] = carried[2]
             flow[network.n_pairs :] = carried[3]
             # Filled: an arc across the old min cut may allow a larger flow (coverage_first).
-            flow = repair_flow(network, flow, cert.potential, fill=True)
-            if flow is not None:
-                fixed = FlowResult.of(network, flow)
-                next_cert = Certificate.of(network, fixed, cert.potential)  # the next round's, built once
+            fixed = repair_flow(network, flow, cert.potential, fill=True)
+            if fixed is not None:
+                next_cert = Certificate.of(network, fixed)  # the next round's, built once
                 if enc.problem.program.objective == "coverage_first" and next_cert.reachable[SINK]:
                     log.warning("certify: a filled repair left a path to the sink; solving afresh")
-                    flow = None
-            log.debug("certify round %d: %d violated arcs %s", round_no, n_violated, "repaired" if flow is not None else "need a fresh solve")
-            if flow is None:
+                    fixed = None
+            log.debug("certify round %d: %d violated arcs %s", round_no, n_violated, "repaired" if fixed is not None else "need a fresh solve")
+            if fixed is None:
                 prebuilt = network
             else:
                 repaired = network, fixed, next_cert

@@ -74,11 +74,15 @@ class Network:
 class FlowResult:
     flow: np.ndarray  # per arc
     maximum_flow: int
+    # Potentials under which the flow's residual arcs have reduced costs >= 0 (capacities cut
+    # to the flow bound, which no flow exceeds), when its solver kept them (the repair; OR-Tools
+    # does not tell): what its certificate's search starts from.
+    potential: np.ndarray | None = None
 
     @classmethod
-    def of(cls, network: Network, flow: np.ndarray) -> FlowResult:
+    def of(cls, network: Network, flow: np.ndarray, potential: np.ndarray | None = None) -> FlowResult:
         """A flow computed here (auction, repair) with its value: what leaves the source."""
-        return cls(flow=flow, maximum_flow=int(flow[network.tail == SOURCE].sum()))
+        return cls(flow=flow, maximum_flow=int(flow[network.tail == SOURCE].sum()), potential=potential)
 
 
 def department_floors(enc: Encoded, active_mentee: np.ndarray, pinned_mentees: np.ndarray) -> dict[int, int] | None:
@@ -467,9 +471,9 @@ def sink_potentials(network: Network, flow: np.ndarray, tail, head, cost, guess:
     return dist
 
 
-def flow_potentials(network: Network, flow: np.ndarray) -> np.ndarray:
+def flow_potentials(network: Network, flow: np.ndarray, guess: np.ndarray | None = None) -> np.ndarray:
     """``sink_potentials`` of an optimal flow (what a ``Certificate`` holds, without the cut)."""
-    return sink_potentials(network, flow, *residual_arcs(network, flow))
+    return sink_potentials(network, flow, *residual_arcs(network, flow), guess)
 
 
 def reachable_from_source(n_nodes: int, tail: np.ndarray, head: np.ndarray) -> np.ndarray:
@@ -486,8 +490,11 @@ class Certificate:
 
     @classmethod
     def of(cls, network: Network, result: FlowResult, guess: np.ndarray | None = None) -> "Certificate":
-        """``guess``: a potential near the flow's, if any (``sink_potentials``)."""
+        """``guess``: a potential near the flow's, if any, for ``sink_potentials``; the flow's
+        own potentials come first."""
         tail, head, cost = residual_arcs(network, result.flow)
+        if result.potential is not None:
+            guess = result.potential
         return cls(
             sink_potentials(network, result.flow, tail, head, cost, guess),
             reachable_from_source(network.n_nodes, tail, head),

@@ -130,7 +130,7 @@ def enforce_quota(enc, scorer: FastScorer, unshifted: tuple, active, capacity, f
     # most NEAR_POINTS plus the largest change of shift between two pairs (gain + loss).
     # The others still count: the excess pass treats them as pruned.
     pairs0 = slice(0, network0.n_pairs)
-    potential0 = flow_potentials(network0, result0.flow)
+    potential0 = flow_potentials(network0, result0.flow, guess=certified)
     reduced0 = network0.cost[pairs0] + potential0[network0.tail[pairs0]] - potential0[network0.head[pairs0]]
 
     def relax(beta: int) -> _Relaxed:
@@ -139,7 +139,9 @@ def enforce_quota(enc, scorer: FastScorer, unshifted: tuple, active, capacity, f
         arcs = Candidates(cands.mentee[near], cands.mentor[near], cands.points[near], cands.threshold)
         shifted = scale * arcs.points + np.where(cross_arc[near], gain, -loss)
         network = build_network(enc, Candidates(arcs.mentee, arcs.mentor, shifted, cands.threshold), active, capacity, floors)
-        result = _shifted_from_unshifted(enc, arcs, network, result0.flow[pairs0][near], result0.flow[network0.n_pairs :], scale, active, capacity, floors)
+        result = _shifted_from_unshifted(
+            enc, arcs, network, result0.flow[pairs0][near], result0.flow[network0.n_pairs :], scale, active, capacity, floors, potential0
+        )
         if result is None:
             result = solve_network(network)
         used = np.flatnonzero(result.flow[: network.n_pairs] > 0)
@@ -257,21 +259,19 @@ def enforce_quota(enc, scorer: FastScorer, unshifted: tuple, active, capacity, f
     return pairs_of(best.chosen), status, max(bound, best.points), t
 
 
-def _shifted_from_unshifted(enc, arcs: Candidates, network: Network, pair_flow, other_flow, scale, active, capacity, floors):
+def _shifted_from_unshifted(enc, arcs: Candidates, network: Network, pair_flow, other_flow, scale, active, capacity, floors, potential0):
     """The shifted optimum on ``arcs``, repaired from the unshifted one (``repair.repair_flow``)
     instead of solved afresh: the shift moves each pair by less than a point or two, so few
     mentees change mentor (20k x 10k, 90 %: 0.3-0.8 s against 1.0-1.2 s for OR-Tools). The
     unshifted flow's potentials come from the same arcs at the same scale, unshifted. None when
-    the repair gives up (the caller solves afresh)."""
+    the repair gives up (the caller solves afresh). ``potential0``: the unshifted optimum's
+    potentials on all its arcs, a guess for those on fewer."""
     unshifted = build_network(enc, Candidates(arcs.mentee, arcs.mentor, scale * arcs.points, arcs.threshold), active, capacity, floors)
     flow = np.zeros(unshifted.tail.size, np.int64)
     flow[: unshifted.n_pairs] = pair_flow
     flow[unshifted.n_pairs :] = other_flow
-    repaired = repair.repair_flow(network, flow, flow_potentials(unshifted, flow), reach=repair.REACH * scale)
-    if repaired is None:
-        return None
     # Same arcs as the unshifted optimum's maximum flow, and the repair keeps the flow's value.
-    return FlowResult.of(network, repaired)
+    return repair.repair_flow(network, flow, flow_potentials(unshifted, flow, scale * potential0), reach=repair.REACH * scale)
 
 
 def _pruned_excess(enc, scorer: FastScorer, active, run: _Relaxed, scale: int, cands, certified, cross_arc) -> int:
@@ -289,7 +289,8 @@ def _pruned_excess(enc, scorer: FastScorer, active, run: _Relaxed, scale: int, c
       ``A`` (20k x 10k, 90 %: 38 M of the 73 M level-compatible pairs, 0.34 s against 0.7 s
       for all of them; the bound is unchanged).
     """
-    potential = flow_potentials(run.network, run.result.flow)
+    guess = run.result.potential if run.result.potential is not None else scale * certified  # the shift is small
+    potential = flow_potentials(run.network, run.result.flow, guess)
     pi_e = potential[run.network.mentee_node(np.arange(enc.n_mentees))]
     pi_m = potential[run.network.mentor_node(np.arange(enc.n_mentors))]
     excess = np.zeros(enc.n_mentees, np.int64)

@@ -36,7 +36,7 @@ import logging
 import numpy as np
 from numba import njit
 
-from .flow import SINK, SOURCE, Network, indexed_heap_pop, indexed_heap_push, indexed_heap_up, stable_order
+from .flow import SINK, SOURCE, FlowResult, Network, indexed_heap_pop, indexed_heap_push, indexed_heap_up, stable_order
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def repair_flow(
     potential: np.ndarray,
     reach: int | None = None,
     fill: bool = False,
-) -> np.ndarray | None:
+) -> FlowResult | None:
     """An optimal flow of ``network`` from ``flow`` (optimal before some arcs were added, which
     carry 0, or before the costs moved, or an auction's eps-optimal one) and a potential
     ``potential`` feasible for the old residual graph but for the arcs that break it; None if
@@ -62,7 +62,8 @@ def repair_flow(
     The repair keeps each node's balance, so the flow keeps its value. ``fill``: then send
     more from the source to the sink along shortest paths (successive shortest paths: each
     flow on the way is the least costly of its value) until the source has sent
-    ``flow_bound`` or no path is left: the largest flow, and the least costly of those."""
+    ``flow_bound`` or no path is left: the largest flow, and the least costly of those.
+    The result carries the potentials that prove it optimal (``FlowResult.potential``)."""
     reach = REACH if reach is None else reach
     n = network.n_nodes
     # No arc carries more than the supply, so capacities are cut to flow_bound (a mentor's
@@ -100,7 +101,7 @@ def repair_flow(
     imbalance = net_outflow() - balance
     missing = network.flow_bound - int(balance[SOURCE]) if fill else 0
     if not imbalance.any() and missing <= 0:
-        return flow.astype(np.int64)
+        return FlowResult.of(network, flow.astype(np.int64), pi)
     units = int(-imbalance[imbalance < 0].sum())
     graph = _residual_graph(network, capacity)
     work_limit = WORK_PER_ENTRY * graph[1].size
@@ -117,7 +118,7 @@ def repair_flow(
         if _shortest_path_repair(network.cost, *graph, flow, pi, imbalance, FILL_REACH, work_limit, True) < 0:
             log.debug("repair: gave up filling the flow (past the work limit)")
             return None
-    return flow.astype(np.int64)
+    return FlowResult.of(network, flow.astype(np.int64), pi)
 
 
 def _residual_graph(network: Network, capacity: np.ndarray) -> tuple[np.ndarray, ...]:

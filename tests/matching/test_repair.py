@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -65,6 +67,7 @@ def test_repair_matches_a_fresh_solve(instance):
     *_, coverage_first, priority = instance
     new, flow, potential, old_result = _with_added_arcs(instance)
     repaired = repair.repair_flow(new, flow, potential)
+    repaired = None if repaired is None else repaired.flow
     fresh = solve_network(new)
     if repaired is None:
         # It gives up only when the priority unit (the coverage order's weight) puts a deficit
@@ -91,6 +94,7 @@ def test_filled_repair_is_the_largest_flow_of_least_cost(instance):
     *_, coverage_first, priority = instance
     new, flow, potential, _ = _with_added_arcs(instance)
     repaired = repair.repair_flow(new, flow, potential, fill=True)
+    repaired = None if repaired is None else repaired.flow
     if repaired is None:
         assert priority is not None and coverage_first  # as above: a deficit beyond REACH
         return
@@ -124,7 +128,7 @@ def test_repair_gives_up_beyond_its_limits(monkeypatch, limit):
     flow[new.n_pairs :] = old_result.flow[old.n_pairs :]
     assert repair.repair_flow(new, flow, potential) is None
     monkeypatch.undo()
-    repaired = repair.repair_flow(new, flow, potential)
+    repaired = repair.repair_flow(new, flow, potential).flow
     assert int((repaired * new.cost).sum()) == int((solve_network(new).flow * new.cost).sum())
 
 
@@ -154,16 +158,21 @@ def any_networks(draw):
 @given(any_networks(), st.booleans())
 def test_a_filled_repair_from_nothing_is_a_fresh_solve(network, random_potentials):
     """From the empty flow and any potential, the repair and its fill are a whole solver:
-    OR-Tools' maximum flow at its optimal cost."""
+    OR-Tools' maximum flow at its optimal cost, with potentials that prove it (no residual arc
+    of negative reduced cost, capacities cut to the flow bound as no flow exceeds it)."""
     rng = np.random.default_rng(network.tail.size)
     potential = rng.integers(-2000, 2000, network.n_nodes) if random_potentials else np.zeros(network.n_nodes, np.int64)
-    filled = repair.repair_flow(network, np.zeros(network.tail.size, np.int64), potential, reach=repair.FILL_REACH, fill=True)
+    repaired = repair.repair_flow(network, np.zeros(network.tail.size, np.int64), potential, reach=repair.FILL_REACH, fill=True)
     fresh = solve_network(network)
-    assert filled is not None
+    assert repaired is not None
+    filled = repaired.flow
     assert ((filled >= 0) & (filled <= network.capacity)).all()
     net = np.bincount(network.tail, filled, network.n_nodes) - np.bincount(network.head, filled, network.n_nodes)
     assert net[0] == fresh.maximum_flow and (net[2:] == 0).all()
     assert int((filled * network.cost).sum()) == int((fresh.flow * network.cost).sum())
+    cut = dataclasses.replace(network, capacity=np.minimum(network.capacity, network.flow_bound))
+    tail, head, cost = residual_arcs(cut, filled)
+    assert (cost + repaired.potential[tail] - repaired.potential[head] >= 0).all()
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
