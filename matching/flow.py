@@ -291,7 +291,7 @@ def _label_correct(head, cost, start, dist, active, guess=None) -> np.ndarray:
     times (50k x 25k); the distances are the same. When the guess is far off (more re-opened
     nodes than nodes), the FIFO queue starts over."""
     active = active.astype(np.int64)
-    if guess is not None:
+    if guess is not None and guess.size == dist.size:  # (the kernel does not check bounds)
         found = dist.copy()
         reopened = _dijkstra_from(head, cost, start, found, active, guess, dist.size)
         if reopened >= 0:
