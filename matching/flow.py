@@ -217,15 +217,9 @@ def solve_network(network: Network, potential: np.ndarray | None = None) -> Flow
     the same ``value * (pi(source) - pi(sink))``, so the optimal flows are the same, and from
     near-optimal potentials (the certificate's last auction round) the cost scaling has less
     to undo (100k x 50k, 3.1 M arcs: 17.5-20.2 s, median 17.9, against 18.3-24.1 s, median
-    19.8, over 5 alternating solves; no change at 50k x 25k). Potentials that would widen the
-    costs beyond OR-Tools' range are not used."""
-    cost = network.cost
-    if potential is not None:
-        reduced = cost + potential[network.tail] - potential[network.head]
-        if int(np.abs(reduced).max(initial=0)) * (network.n_nodes + 1) * 4 < INT_LIMIT:
-            cost = reduced
+    19.8, over 5 alternating solves; no change at 50k x 25k)."""
     smcf = min_cost_flow.SimpleMinCostFlow()
-    smcf.add_arcs_with_capacity_and_unit_cost(network.tail, network.head, network.capacity, cost)
+    smcf.add_arcs_with_capacity_and_unit_cost(network.tail, network.head, network.capacity, solver_costs(network, potential))
     supplies = np.zeros(network.n_nodes, np.int64)
     supplies[SOURCE] = network.flow_bound
     supplies[SINK] = -network.flow_bound
@@ -235,6 +229,17 @@ def solve_network(network: Network, potential: np.ndarray | None = None) -> Flow
         raise RuntimeError(f"min cost flow failed with status {status}")
     flow = np.asarray(smcf.flows(np.arange(network.tail.size)), np.int64)
     return FlowResult(flow=flow, maximum_flow=int(smcf.maximum_flow()))
+
+
+def solver_costs(network: Network, potential: np.ndarray | None) -> np.ndarray:
+    """The costs ``solve_network`` hands OR-Tools: reduced by ``potential`` unless that would
+    widen them beyond OR-Tools' range (the network's own costs then)."""
+    if potential is None:
+        return network.cost
+    reduced = network.cost + potential[network.tail] - potential[network.head]
+    if int(np.abs(reduced).max(initial=0)) * (network.n_nodes + 1) * 4 >= INT_LIMIT:
+        return network.cost
+    return reduced
 
 
 # --- certificate ------------------------------------------------------------------------------
@@ -291,7 +296,10 @@ def _label_correct(head, cost, start, dist, active, guess=None) -> np.ndarray:
     times (50k x 25k); the distances are the same. When the guess is far off (more re-opened
     nodes than nodes), the FIFO queue starts over."""
     active = active.astype(np.int64)
-    if guess is not None and guess.size == dist.size:  # (the kernel does not check bounds)
+    if guess is not None and guess.size != dist.size:  # (the kernel does not check bounds)
+        log.debug("shortest paths: a guessed potential for %d nodes, not %d: not used", guess.size, dist.size)
+        guess = None
+    if guess is not None:
         found = dist.copy()
         reopened = _dijkstra_from(head, cost, start, found, active, guess, dist.size)
         if reopened >= 0:

@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from matching import Problem, Program, Rules, Weights, check, quota, solve
+from matching import flow
+from matching.candidates import Candidates, build_candidates
 from matching.encode import encode
+from matching.flow import build_network, flow_potentials, residual_arcs, solve_network
 from matching.rules import BlockEvaluator
 from matching.synthetic import synthetic_organisation
 
@@ -219,9 +222,30 @@ def test_shifted_flows_repaired_from_the_unshifted_optimum_equal_fresh_flows(mon
         return result
 
     monkeypatch.setattr(quota, "_shifted_from_unshifted", repaired)
+    searches = recorded(monkeypatch, flow, "_dijkstra_from")
     prob = quota_problem(160, 90, seed, q, objective=objective)
     assert_quota_solution(prob, solve(prob), milp_optimum(prob))
     assert values["repaired"] and values["repaired"] == values["fresh"]
+    assert searches and min(searches) >= 0  # every potential search started from a close guess
+
+
+@pytest.mark.parametrize("objective", ["coverage_first", "score_first"])
+def test_scaled_potentials_prove_the_unshifted_optimum_on_scaled_points(objective):
+    """The unshifted optimum's potentials carried to the network of points x SCALE (the
+    shifted flows' units) leave no residual arc of negative reduced cost: the potential
+    searches there start from an exact guess."""
+    prob = quota_problem(160, 90, 0, 0.9, objective=objective)
+    enc = encode(prob)
+    cands = build_candidates(enc)
+    active = np.ones(enc.n_mentees, bool)
+    network0 = build_network(enc, cands, active, enc.mentors.capacity, None)
+    result0 = solve_network(network0)
+    scaled = build_network(
+        enc, Candidates(cands.mentee, cands.mentor, quota.SCALE * cands.points, cands.threshold), active, enc.mentors.capacity, None
+    )
+    guess = quota._scaled_potential(scaled, flow_potentials(network0, result0.flow), quota.SCALE, enc.n_mentors)
+    tail, head, cost = residual_arcs(scaled, result0.flow)
+    assert (cost + guess[tail] - guess[head] >= 0).all()
 
 
 @pytest.mark.parametrize("objective, seed, q", [("coverage_first", 0, 0.967), ("coverage_first", 3, 0.949), ("score_first", 0, 0.973)])

@@ -17,6 +17,7 @@ from matching.flow import (
     residual_arcs,
     sink_potentials,
     solve_network,
+    solver_costs,
 )
 
 
@@ -183,6 +184,8 @@ def test_solving_on_reduced_costs_gives_an_optimum_of_the_network(network, sprea
     cost range are left out rather than overflowing."""
     rng = np.random.default_rng(network.tail.size)
     potential = rng.integers(-spread, spread, network.n_nodes)
+    reduced = network.cost + potential[network.tail] - potential[network.head]
+    assert np.array_equal(solver_costs(network, potential), network.cost if spread == 2**61 else reduced)
     plain, warm = solve_network(network), solve_network(network, potential)
     assert ((warm.flow >= 0) & (warm.flow <= network.capacity)).all()
     net = np.bincount(network.tail, warm.flow, network.n_nodes) - np.bincount(network.head, warm.flow, network.n_nodes)
@@ -204,6 +207,7 @@ def test_sink_potentials_from_a_guess_are_the_same(monkeypatch, network, shift, 
     expected = sink_potentials(network, fresh.flow, tail, head, cost)
     noisy = expected + np.random.default_rng(network.tail.size).integers(-noise, noise + 1, network.n_nodes)
     assert np.array_equal(sink_potentials(network, fresh.flow, tail, head, cost, guess=noisy), expected)
+    assert np.array_equal(sink_potentials(network, fresh.flow, tail, head, cost, guess=noisy[1:]), expected)  # not used
     with monkeypatch.context() as patched:
         patched.setattr(flow_module, "_relax_from", None)  # a feasible guess needs no fallback
         for guess in (expected, expected + shift):
