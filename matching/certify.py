@@ -206,7 +206,10 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         demand = np.bincount(cands.mentor[active[cands.mentee]], minlength=enc.n_mentors)
         auction = AuctionState.empty(enc.n_mentees, capacity, demand)
     approximate = auction is not None
+    cert = None  # the last round's certificate
     for round_no in range(MAX_ROUNDS):
+        # Where this round's exact flow and its certificate's search start from, if any.
+        last_potential = cert.potential if cert is not None else None
         if approximate:
             network = build_network(enc, cands, active, capacity, floors)
             result, cert = approximate_round(auction, enc, network, cands, active)
@@ -218,14 +221,13 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             result = exact_round(auction, enc, network, cands, active) if auction is not None else None
             auction = None
             if result is None:
-                # From the last round's potentials (auction-priced or exact) when there was one.
-                result = solve_network(network, cert.potential if round_no else None)
+                result = solve_network(network, last_potential)
         else:
             network, result, cert = repaired
         t = clock.add("solve", t)
         log.debug("certify round %d: %s on %d arcs", round_no, "auction" if approximate else "flow", network.n_pairs)
         if not approximate and repaired is None:
-            cert = Certificate.of(network, result, cert.potential if round_no else None)
+            cert = Certificate.of(network, result, last_potential)
         e_nodes = network.mentee_node(np.arange(enc.n_mentees))
         m_nodes = network.mentor_node(np.arange(enc.n_mentors))
         # The reserve, arc by arc.
