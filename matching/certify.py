@@ -12,9 +12,10 @@ add. Then the first exact flow is the auction's assignment repaired into the opt
 (``auction.exact_round``; OR-Tools when that gives up), and later rounds repair that optimum
 from its potentials (``repair.repair_flow``, filled up to the largest flow) when they add few
 violated arcs, or solve afresh with OR-Tools. Only an exact round can end the loop. The first
-auction rounds (``THINNING_ROUNDS``) also send the kept arcs far from tight
-(``RESERVE_MARGIN``) and without flow to a *reserve*: out of the flow network, checked arc by
-arc every round (a gather), back in when they come within ``NEAR_MARGIN`` of violating.
+auction round, and each one that another auction round follows, also sends the kept arcs far
+from tight (``RESERVE_MARGIN``) and without flow to a *reserve*: out of the flow network,
+checked arc by arc every round (a gather), back in when they come within ``NEAR_MARGIN`` of
+violating.
 
 Re-scoring every pruned pair each round would cost a full pass, so each mentee row carries an
 upper bound instead:
@@ -86,11 +87,6 @@ RESERVE_MARGIN = 20
 # Auction-priced rounds before the first exact solve, at most (each adds the arcs its prices
 # call for; they stop once a round finds no more violated arcs than a repair takes).
 MAX_APPROXIMATE_ROUNDS = 6
-# The first this many auction rounds send the arcs beyond RESERVE_MARGIN to the reserve. The
-# second thins what the first round's screen added (100k x 50k: 1.6 M arcs, of which ~0.8 M end
-# far from tight): the exact flow on 2.3 M arcs instead of 3.1 M, the solve ~3 s shorter and
-# the peak ~120 MB lower; 20k x 10k and 50k x 25k unchanged within noise.
-THINNING_ROUNDS = 2
 # Fresh rows skip mentors where even the row's threshold stays this far (plus NEAR_MARGIN)
 # from a negative reduced cost, leaving room for the next round's price moves.
 FRESH_ROOM = 30
@@ -374,20 +370,25 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             # What the repair needs of this round's flow (the old network itself is let go).
             used = np.flatnonzero(result.flow[: network.n_pairs] > 0)
             carried = cands.mentee[used], cands.mentor[used], result.flow[used], result.flow[network.n_pairs :]
-        if approximate and round_no < THINNING_ROUNDS:
-            # The first auction rounds (priced on the top-k candidates, then on what their
-            # screen added) send the arcs far from tight to the reserve; the next rounds
-            # re-price the thinner network and call back those that matter. Thinning in the
-            # third round too, right before the exact solve at 100k x 50k, cost coverage paths:
-            # the exact flow then left 41k arcs across its cut, a second fresh solve (with the
-            # first round only: 24 violated arcs, repaired; with two: 31, repaired).
+        # Another auction round follows while this one found more violated arcs than a repair takes.
+        priced_again = approximate and n_violated > REPAIR_LIMIT and round_no + 1 < MAX_APPROXIMATE_ROUNDS
+        if approximate and (round_no == 0 or priced_again):
+            # The first auction round (priced on the top-k candidates) sends the arcs far from
+            # tight to the reserve, and so does each auction round that another one follows
+            # (100k x 50k: the second thins what the first one's screen added, 1.6 M arcs of
+            # which ~0.8 M end far from tight; the exact flow then runs on 2.3 M arcs instead of
+            # 3.1 M, ~3 s sooner, and the peak is ~100 MB lower). The next rounds re-price the
+            # thinner network and call back the arcs that matter. Thinning right before the
+            # exact solve cost coverage paths instead: at 100k x 50k the exact flow then left
+            # 41k arcs across its cut, a second fresh solve; at 20k x 10k the exact round and
+            # the quota's scaled flows took up to 1.5x longer.
             in_net = _drop_far_arcs(enc, every, in_net, network, result, cert, e_nodes, m_nodes, round_no, RESERVE_MARGIN)
         in_net[back] = True
         every, in_net = _merge_flagged(enc, every, in_net, e_new[keep], m_new[keep], points[keep])
         cands = Candidates(every.mentee[in_net], every.mentor[in_net], every.points[in_net], every.threshold)
         repaired = None
         if approximate:
-            approximate = n_violated > REPAIR_LIMIT and round_no + 1 < MAX_APPROXIMATE_ROUNDS
+            approximate = priced_again
         elif n_violated <= REPAIR_LIMIT:
             # A few violated arcs: repair the optimum instead of a fresh solve
             # (matching/repair.py); dropped arcs carried no flow.
