@@ -11,6 +11,7 @@ from scipy.sparse.csgraph import bellman_ford
 
 from matching import Problem, Program, Rules, check, solve
 from matching.candidates import block_arcs, build_candidates_fast, default_top_k, level_blocks
+from matching import flow
 from matching.certify import screen_block
 from matching.encode import encode
 from matching.fastscore import FastScorer
@@ -162,6 +163,46 @@ def test_label_correcting_potentials_equal_bellman_ford(n, seed):
 def test_label_correcting_potentials_find_a_negative_cycle():
     with pytest.raises(RuntimeError, match="negative cycle"):
         potentials(3, np.array([0, 1, 2]), np.array([1, 2, 0]), np.array([1, -3, 1]))
+
+
+def _from_node_0(tail, head, cost, n):
+    """(head, cost, start, dist, active) of shortest paths from node 0, arcs in CSR order."""
+    order, start = stable_order(tail, n)
+    dist = np.full(n, np.iinfo(np.int64).max, np.int64)
+    dist[0] = 0
+    return head[order], cost[order], start, dist, np.array([0])
+
+
+def test_a_far_off_guess_hands_over_to_the_fifo_search_from_where_the_dijkstra_stopped(monkeypatch):
+    """Node 1's guess makes it pop first at 5 though 0 -> 2 -> 1 costs 2: the Dijkstra would
+    re-open it, and with no re-opening allowed it stops there. The FIFO search goes on from
+    its labels, from the given active node and every node it lowered (node 0 alone has
+    nothing left to improve), to the shortest distances."""
+    monkeypatch.setattr(flow, "REOPEN_BUDGET", 0)
+    handed_over = recorded(monkeypatch, flow, "_dijkstra_from")
+    args = _from_node_0(np.array([0, 0, 2]), np.array([1, 2, 1]), np.array([5, 1, 1]), 3)
+    assert flow._label_correct(*args, guess=np.array([0, 10, 0])).tolist() == [0, 2, 1]
+    assert handed_over == [-1]
+    with pytest.raises(RuntimeError, match="negative cycle"):  # found after the hand-over too
+        flow._label_correct(*_from_node_0(np.array([0, 1, 2]), np.array([1, 2, 0]), np.array([1, -3, 1]), 3), guess=np.zeros(3, np.int64))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(2, 30), st.integers(0, 2**32 - 1), st.integers(0, 300), st.sampled_from([0, 1]))
+def test_shortest_paths_from_any_guess_are_the_fifo_search_s(n, seed, noise, budget):
+    """From node 0, on graphs with negative arcs but no negative cycle: a noisy guess, with
+    the Dijkstra allowed no re-opening or one per node, gives the FIFO search's distances."""
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(1, 4 * n))
+    tail, head = rng.integers(0, n, m), rng.integers(0, n, m)
+    p = rng.integers(-50, 50, n)
+    cost = rng.integers(0, 20, m) + p[tail] - p[head]  # reduced costs >= 0 under p: no negative cycle
+    head_s, cost_s, start, dist, active = _from_node_0(tail, head, cost, n)
+    expected = flow._label_correct(head_s, cost_s, start, dist.copy(), active)
+    guess = -p + rng.integers(-noise, noise + 1, n)  # under -p no reduced cost is negative
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(flow, "REOPEN_BUDGET", budget)
+        assert np.array_equal(flow._label_correct(head_s, cost_s, start, dist.copy(), active, guess), expected)
 
 
 @pytest.mark.parametrize("objective", ["coverage_first", "score_first"])
