@@ -185,24 +185,34 @@ def test_a_far_off_guess_hands_over_to_the_fifo_search_from_where_the_dijkstra_s
     assert handed_over == [-1]
     with pytest.raises(RuntimeError, match="negative cycle"):  # found after the hand-over too
         flow._label_correct(*_from_node_0(np.array([0, 1, 2]), np.array([1, 2, 0]), np.array([1, -3, 1]), 3), guess=np.zeros(3, np.int64))
+    # Every node active at 0 (a virtual root's distances): node 2's arc 2 -> 1 would re-open
+    # node 1 and stops the Dijkstra before lowering it. No label was lowered, so only the
+    # given active nodes tell the FIFO search where to go on.
+    order, start = stable_order(np.array([1, 1, 2, 1]), 3)
+    head, cost = np.array([1, 1, 1, 2])[order], np.array([2, 3, -1, 4])[order]
+    found = flow._label_correct(head, cost, start, np.zeros(3, np.int64), np.arange(3), guess=np.array([6, -2, -4]))
+    assert found.tolist() == [0, -1, 0]
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.integers(2, 30), st.integers(0, 2**32 - 1), st.integers(0, 300), st.sampled_from([0, 1]))
 def test_shortest_paths_from_any_guess_are_the_fifo_search_s(n, seed, noise, budget):
-    """From node 0, on graphs with negative arcs but no negative cycle: a noisy guess, with
-    the Dijkstra allowed no re-opening or one per node, gives the FIFO search's distances."""
+    """On graphs with negative arcs but no negative cycle, from node 0 or from every node: a
+    noisy guess, with the Dijkstra allowed no re-opening or one per node, gives the FIFO
+    search's distances."""
     rng = np.random.default_rng(seed)
     m = int(rng.integers(1, 4 * n))
     tail, head = rng.integers(0, n, m), rng.integers(0, n, m)
     p = rng.integers(-50, 50, n)
     cost = rng.integers(0, 20, m) + p[tail] - p[head]  # reduced costs >= 0 under p: no negative cycle
     head_s, cost_s, start, dist, active = _from_node_0(tail, head, cost, n)
-    expected = flow._label_correct(head_s, cost_s, start, dist.copy(), active)
     guess = -p + rng.integers(-noise, noise + 1, n)  # under -p no reduced cost is negative
-    with pytest.MonkeyPatch.context() as patched:
-        patched.setattr(flow, "REOPEN_BUDGET", budget)
-        assert np.array_equal(flow._label_correct(head_s, cost_s, start, dist.copy(), active, guess), expected)
+    # From node 0 (as the sink potentials search), and from every node at 0 (a virtual root).
+    for labels, starts in ((dist, active), (np.zeros(n, np.int64), np.arange(n))):
+        expected = flow._label_correct(head_s, cost_s, start, labels.copy(), starts)
+        with pytest.MonkeyPatch.context() as patched:
+            patched.setattr(flow, "REOPEN_BUDGET", budget)
+            assert np.array_equal(flow._label_correct(head_s, cost_s, start, labels.copy(), starts, guess), expected)
 
 
 @pytest.mark.parametrize("objective", ["coverage_first", "score_first"])
