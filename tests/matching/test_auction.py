@@ -222,3 +222,30 @@ def test_a_repair_that_gives_up_falls_back_to_or_tools(monkeypatch, objective, l
     assert fallback.solver.status == "optimal"
     assert fallback.solver.objective == expected.solver.objective
     assert fallback.stats["matched_mentees"] == expected.stats["matched_mentees"]
+
+
+@pytest.mark.parametrize("objective", ["coverage_first", "score_first"])
+def test_auction_rounds_thin_the_network_unless_the_exact_solve_comes_next(monkeypatch, objective):
+    """Round 0 sends the arcs far from tight to the reserve, and so does every auction round
+    that another auction round follows; the one right before the exact solve does not (at 100k
+    x 50k that cost coverage paths and a second fresh solve). The optimum is the unpruned one."""
+    from matching import certify
+
+    prob = _problem(600, 280, 3, objective)
+    expected = solve(prob, top_k=None)
+    monkeypatch.setattr(certify, "REPAIR_LIMIT", 0)  # a round with any violated arc is priced again
+    priced = recorded(monkeypatch, certify, "approximate_round")
+    thinned: list[int] = []
+    real = certify._drop_far_arcs
+
+    def thinning(*args):
+        thinned.append(args[-2])  # the round
+        return real(*args)
+
+    monkeypatch.setattr(certify, "_drop_far_arcs", thinning)
+    solved = solve(prob, top_k=3)
+    assert len(priced) >= 3
+    assert thinned == list(range(len(priced) - 1))
+    assert solved.solver.status == "optimal"
+    assert solved.solver.objective == expected.solver.objective
+    assert solved.stats["matched_mentees"] == expected.stats["matched_mentees"]
