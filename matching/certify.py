@@ -379,9 +379,9 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             # which ~0.8 M end far from tight; the exact flow then runs on 2.3 M arcs instead of
             # 3.1 M, ~3 s sooner, and the peak is ~100 MB lower). The next rounds re-price the
             # thinner network and call back the arcs that matter. Thinning a later round right
-            # before the exact solve cost coverage paths instead: at 100k x 50k the exact flow then left
-            # 41k arcs across its cut, a second fresh solve; at 20k x 10k the exact round and
-            # the quota's scaled flows took up to 1.5x longer.
+            # before the exact solve cost coverage paths instead: at 100k x 50k the exact flow
+            # then left 41k arcs across its cut, a second fresh solve; at 20k x 10k the exact
+            # round and the quota's scaled flows took up to 1.5x longer.
             in_net = _drop_far_arcs(enc, every, in_net, network, result, cert, e_nodes, m_nodes, round_no, RESERVE_MARGIN)
         in_net[back] = True
         every, in_net = _merge_flagged(enc, every, in_net, e_new[keep], m_new[keep], points[keep])

@@ -20,11 +20,11 @@ Network (node 0 = source, 1 = sink, then mentees, mentors, optional department n
 Pruning certificate (``Certificate``): after solving on the pruned arcs we compute node
 potentials (``sink_potentials``: shortest residual distances from the sink, i.e. the least
 mentor prices; a Dijkstra from a guessed potential, label-correcting where the guess is off)
-and the set S reachable from the source. A pruned arc e->m could improve the solution only if its reduced cost
-``cost + pi(e) - pi(m)`` is negative (a negative cycle appears) or it leaves S (the min cut
-grows, a larger flow appears). If no pruned arc does either, pi stays a feasible potential and
-S stays a minimum cut for the full graph, which proves the pruned optimum is the full optimum.
-Otherwise the offending arcs are added and the flow is solved again.
+and the set S reachable from the source. A pruned arc e->m could improve the solution only if
+its reduced cost ``cost + pi(e) - pi(m)`` is negative (a negative cycle appears) or it leaves
+S (the min cut grows, a larger flow appears). If no pruned arc does either, pi stays a feasible
+potential and S stays a minimum cut for the full graph, which proves the pruned optimum is the
+full optimum. Otherwise the offending arcs are added and the flow is solved again.
 """
 
 from __future__ import annotations

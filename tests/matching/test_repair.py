@@ -201,8 +201,8 @@ def test_solving_on_reduced_costs_gives_an_optimum_of_the_network(network, sprea
 def test_sink_potentials_from_a_guess_are_the_same(monkeypatch, network, shift, noise):
     """Given a guessed potential (the auction rounds have a feasible one, later rounds the
     last round's), the sink potentials come from a Dijkstra that re-opens the nodes the guess
-    got wrong, with the label-correcting search's values -- or from that search when the guess
-    is far off."""
+    got wrong, with the label-correcting search's values -- or from that search, going on from
+    where the Dijkstra stopped, when the guess is far off."""
     from matching import flow as flow_module
 
     fresh = solve_network(network)
