@@ -15,7 +15,17 @@ from matching import flow
 from matching.certify import screen_block
 from matching.encode import encode
 from matching.fastscore import FastScorer
-from matching.flow import SINK, build_network, potentials, residual_arcs, sink_potentials, solve_network, stable_order
+from matching.flow import (
+    SINK,
+    Certificate,
+    anchored_potentials,
+    build_network,
+    potentials,
+    residual_arcs,
+    sink_potentials,
+    solve_network,
+    stable_order,
+)
 from matching.synthetic import synthetic_organisation
 
 from .factory import ROUND, recorded
@@ -65,6 +75,88 @@ def test_tiny_top_k_is_certified_to_the_unpruned_optimum(n_mentees, ratio, seed,
     assert pruned.solver.status == "optimal"
     assert pruned.solver.objective == full.solver.objective
     assert pruned.stats["matched_mentees"] == full.stats["matched_mentees"]
+
+
+def _bellman_ford_from_root(n, tail, head, cost, root_cost):
+    """scipy's Bellman-Ford distances from a virtual root n with an arc of ``root_cost[v]`` to
+    every node v (parallel arcs keep their cheapest cost)."""
+    best = {}
+    for u, v, c in zip(np.r_[tail, np.full(n, n)], np.r_[head, np.arange(n)], np.r_[cost, root_cost]):
+        best[(u, v)] = min(best.get((u, v), c), c)
+    rows, cols = zip(*best)
+    weights = np.array(list(best.values()), float)
+    # csgraph drops explicit zeros: a dyadic epsilon instead keeps every path sum exact in
+    # float64, and paths have at most n + 1 arcs, so rounding the distances removes them.
+    weights[weights == 0] = 2.0**-20
+    graph = sp.csr_matrix((weights, (rows, cols)), shape=(n + 1, n + 1))
+    return np.round(bellman_ford(graph, indices=n)[:n]).astype(np.int64)
+
+
+@pytest.mark.parametrize("objective", ["coverage_first", "score_first"])
+@pytest.mark.parametrize("seed", [0, 3])
+@pytest.mark.parametrize("noise", [0, 40])
+def test_anchored_potentials_are_the_largest_feasible_ones_below_the_anchor(objective, seed, noise):
+    """From an anchor off the flow's duals (the sink potentials of a smaller network's flow,
+    plus noise): feasible, nowhere above the anchor, and equal to scipy's distances from a
+    virtual root with an arc of cost anchor(v) to every node v -- the largest such potential --
+    but for mentors without flow, which go down to pi(sink)."""
+    prob = _problem(300, 140, seed, objective=objective)
+    enc = encode(prob)
+    scorer = FastScorer(enc)
+    active = np.ones(enc.n_mentees, bool)
+    capacity = enc.mentors.capacity.copy()
+    # The anchor: the certificate's potentials on the top-2 arcs; the flow: the optimum on top-4.
+    small = build_network(enc, build_candidates_fast(enc, scorer, top_k=2), active, capacity, None)
+    small_result = solve_network(small)
+    anchor = sink_potentials(small, small_result.flow, *residual_arcs(small, small_result.flow))
+    anchor = anchor + np.random.default_rng(seed).integers(-noise, noise + 1, anchor.size)
+    cands = build_candidates_fast(enc, scorer, top_k=4)
+    network = build_network(enc, cands, active, capacity, None)
+    result = solve_network(network)
+    tail, head, cost = residual_arcs(network, result.flow)
+    assert (cost + anchor[tail] - anchor[head] < 0).any()  # the anchor alone is not feasible
+
+    pi = anchored_potentials(network, result.flow, tail, head, cost, anchor)
+    assert (cost + pi[tail] - pi[head] >= 0).all()  # feasible: certifies optimality
+    assert (pi <= anchor).all()
+    expected = _bellman_ford_from_root(network.n_nodes, tail, head, cost, anchor)
+    m_nodes = network.mentor_node(np.arange(enc.n_mentors))
+    idle = m_nodes[(np.bincount(cands.mentor[result.flow[: network.n_pairs] > 0], minlength=enc.n_mentors) == 0) & (capacity > 0)]
+    expected[idle] = np.minimum(expected[idle], expected[SINK])
+    assert np.array_equal(pi, expected)
+    # The certificate takes them when given the anchor, the sink potentials without one (or
+    # with one for another network).
+    assert np.array_equal(Certificate.of(network, result, anchor).potential, pi)
+    sink = sink_potentials(network, result.flow, tail, head, cost)
+    assert np.array_equal(Certificate.of(network, result).potential, sink)
+    assert np.array_equal(Certificate.of(network, result, anchor[:-1]).potential, sink)
+    assert not np.array_equal(pi, sink)
+
+
+@pytest.mark.parametrize("objective", ["coverage_first", "score_first"])
+def test_later_exact_rounds_are_certified_next_to_the_last_round_s_potentials(monkeypatch, objective):
+    """Every exact round after the first certifies its flow with potentials anchored to the
+    last round's (nowhere above them), and the solve still reaches the unpruned optimum."""
+    from matching import certify
+
+    calls = []
+
+    class Recording(Certificate):
+        @classmethod
+        def of(cls, network, result, anchor=None):
+            cert = Certificate.of(network, result, anchor)
+            calls.append((anchor, cert.potential))
+            return cert
+
+    monkeypatch.setattr(certify, "Certificate", Recording)
+    for seed in range(3):
+        prob = _problem(260, 120, seed, objective=objective)
+        pruned, full = solve(prob, top_k=2), solve(prob, top_k=None)
+        assert pruned.solver.objective == full.solver.objective
+        assert len(pruned.matches) == len(full.matches)
+    anchored = [(anchor, pi) for anchor, pi in calls if anchor is not None]
+    assert len(anchored) >= 3 and len(anchored) == len(calls)  # every exact round follows an auction round
+    assert all((pi <= anchor).all() for anchor, pi in anchored)
 
 
 def test_default_top_k_grows_with_the_organisation_past_20k_mentees():
