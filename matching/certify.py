@@ -179,11 +179,12 @@ def _screen(enc, scorer, cands, cert, rows, cols, e_nodes, m_nodes, add_e, add_m
         bound[rows[rr[starts]]] = np.maximum(bound[rows[rr[starts]]], best)
 
 
-def _finish(enc, every, cands, network, result, cert, active, capacity, floors, t):
-    """Return the flow over ``every`` kept arc (arcs outside the last network carry 0), and the
-    potentials that certified it: under them every eligible pair has a reduced cost >= 0
-    (``1000 - points + pi(e) - pi(m)``), kept or pruned."""
-    if every.mentee.size == cands.mentee.size:
+def _finish(enc, every, cands, network, result, cert, active, capacity, floors, t, every_arc):
+    """Return the flow -- over ``every`` kept arc with ``every_arc`` (arcs outside the last
+    network carry 0), else over the last network's -- and the potentials that certified it:
+    under them every eligible pair has a reduced cost >= 0 (``1000 - points + pi(e) -
+    pi(m)``), kept or pruned."""
+    if not every_arc or every.mentee.size == cands.mentee.size:
         return cands, network, result, cert.potential, t
     full = build_network(enc, every, active, capacity, floors)
     flow = np.zeros(full.tail.size, np.int64)
@@ -192,7 +193,12 @@ def _finish(enc, every, cands, network, result, cert, active, capacity, floors, 
     return every, full, FlowResult(flow=flow, maximum_flow=result.maximum_flow), cert.potential, t
 
 
-def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity, floors, clock, t):
+def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity, floors, clock, t, every_arc=True):
+    """The optimal flow over every eligible pair, solved on ``cands`` and the pairs the rounds
+    add: (arcs, their network, its flow, the certifying potentials, t). ``every_arc``: the arcs
+    are every one scored, the reserve's too (the quota's search re-prices them all); else the
+    last network's, which carry the same flow (100k x 50k: a network of 7.5 M arcs, ~1 s, not
+    built)."""
     bound = np.full(enc.n_mentees, -np.inf)  # valid once ref >= 0
     ref = np.full(enc.n_mentees, -1, np.int64)
     history: list[np.ndarray] = []  # mentor potentials of each re-check round
@@ -250,7 +256,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             if approximate:
                 approximate = False  # nothing pruned: the exact solve next
                 continue
-            return _finish(enc, every, cands, network, result, cert, active, capacity, floors, t)
+            return _finish(enc, every, cands, network, result, cert, active, capacity, floors, t, every_arc)
         pi_e = cert.potential[e_nodes].astype(np.float64)
         pi_m = cert.potential[m_nodes].astype(np.float64)
         in_s_e = cert.reachable[e_nodes]
@@ -367,7 +373,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             # Every pruned pair passed this round's screen and the queued ones are merely near
             # (reduced cost >= 0, not crossing the cut): the potentials and the cut certify the
             # flow as it is, no need to add them and solve again.
-            return _finish(enc, every, cands, network, result, cert, active, capacity, floors, t)
+            return _finish(enc, every, cands, network, result, cert, active, capacity, floors, t, every_arc)
         if approximate and not keep.any() and back.size == 0:
             approximate = False  # nothing to add: the exact solve next
             continue

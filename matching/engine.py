@@ -119,12 +119,13 @@ def solve(problem: Problem, top_k: int | None | Literal["auto"] = "auto") -> Sol
         t = clock.add("solve", t)
     else:
         floors = department_floors(enc, active, pinned_mentee)
+        quota = problem.program.rules.min_cross_functional_share
         cands, network, result, certified, t = certified_flow(
-            enc, scorer, cands, active, capacity, floors, clock, t
+            enc, scorer, cands, active, capacity, floors, clock, t, every_arc=bool(quota)
         )
         chosen = np.flatnonzero(result.flow[: network.n_pairs] > 0)
         pairs = list(zip(cands.mentee[chosen].tolist(), cands.mentor[chosen].tolist()))
-        if problem.program.rules.min_cross_functional_share:
+        if quota:
             pairs, status, bound_points, t = enforce_quota(
                 enc, scorer, (cands, network, result, certified), active, capacity, floors, pins, clock, t,
                 deadline=time.monotonic() + problem.time_limit_seconds,

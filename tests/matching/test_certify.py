@@ -190,6 +190,31 @@ def test_arcs_sent_to_the_reserve_keep_the_optimum(monkeypatch, objective, reser
 
 
 @pytest.mark.parametrize("objective", ["coverage_first", "score_first"])
+def test_the_flow_over_every_arc_or_the_last_network_s_has_the_same_pairs(objective):
+    """Without the quota's search the certified flow comes over the last network's arcs only:
+    the same pairs as over every scored arc (the reserve's carry no flow), on fewer arcs."""
+    from matching.certify import certified_flow
+    from matching.engine import _Clock
+
+    enc = encode(_problem(500, 240, 7, objective=objective))
+    scorer = FastScorer(enc)
+    active = np.ones(enc.n_mentees, bool)
+
+    def pairs_and_arcs(every_arc):
+        cands = build_candidates_fast(enc, scorer, top_k=3)
+        arcs, network, result, _, _ = certified_flow(
+            enc, scorer, cands, active, enc.mentors.capacity.copy(), None, _Clock(), 0.0, every_arc=every_arc
+        )
+        chosen = np.flatnonzero(result.flow[: network.n_pairs] > 0)
+        assert network.n_pairs == arcs.mentee.size
+        return sorted(zip(arcs.mentee[chosen].tolist(), arcs.mentor[chosen].tolist())), arcs.mentee.size
+
+    (every_pairs, every_arcs), (last_pairs, last_arcs) = pairs_and_arcs(True), pairs_and_arcs(False)
+    assert last_pairs == every_pairs
+    assert last_arcs < every_arcs  # the reserve was left out
+
+
+@pytest.mark.parametrize("objective", ["coverage_first", "score_first"])
 def test_capped_additions_per_row_keep_the_optimum(monkeypatch, objective):
     import matching.certify as certify
 
