@@ -1,0 +1,62 @@
+"""The compiled top-k selection (``topk.block_top``) against a plain NumPy selection."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from matching import topk
+
+FLOOR = np.float32(-1.0)
+
+
+def _blocks(rng, n_cols_total, n_blocks):
+    """Blocks of distinct raw values (so every top-k is one set), about a third ineligible, over
+    columns wider than the column side's tiles (a ragged last tile too)."""
+    out, first_row, used = [], 0, 0
+    values = rng.permutation(1 << 20).astype(np.float32)  # distinct across blocks too (exact below 2**24)
+    for _ in range(n_blocks):
+        n_r = int(rng.integers(1, 40))
+        cols = np.sort(rng.choice(n_cols_total, int(rng.integers(topk.COLUMN_TILE + 1, 3 * topk.COLUMN_TILE)), replace=False))
+        raw = values[used : used + n_r * cols.size].reshape(n_r, cols.size).copy()
+        used += raw.size
+        raw[rng.random(raw.shape) < 0.35] = -1e6
+        out.append((np.arange(first_row, first_row + n_r, dtype=np.int64), cols.astype(np.int64), raw))
+        first_row += n_r
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.integers(1, 8))
+def test_block_top_keeps_each_row_s_and_each_column_s_best_entries(seed, top_k, mentor_k):
+    rng = np.random.default_rng(seed)
+    n_cols_total = 3 * topk.COLUMN_TILE
+    col_values = np.full((n_cols_total, mentor_k), -np.inf, np.float32)
+    col_rows = np.full((n_cols_total, mentor_k), -1, np.int64)
+    col_size = np.zeros(n_cols_total, np.int64)
+    seen: dict[int, list[tuple[float, int]]] = {}  # column -> (value, row) of its eligible entries
+    for rows, cols, raw in _blocks(rng, n_cols_total, int(rng.integers(1, 4))):
+        out_row = np.empty(rows.size * top_k, np.int64)
+        out_col = np.empty(rows.size * top_k, np.int64)
+        cut = np.empty(rows.size, np.float32)
+        n_out = topk.block_top(raw, rows, cols, FLOOR, top_k, out_row, out_col, cut, col_values, col_rows, col_size)
+        # Row side: each row's best top_k eligible entries, and the best one left out.
+        got = {}
+        for r, c in zip(out_row[:n_out].tolist(), out_col[:n_out].tolist()):
+            got.setdefault(r, set()).add(c)
+        for i, row in enumerate(rows.tolist()):
+            eligible = np.flatnonzero(raw[i] > FLOOR)
+            ranked = eligible[np.argsort(-raw[i, eligible])]
+            assert got.get(row, set()) == set(cols[ranked[:top_k]].tolist())
+            assert cut[i] == (raw[i, ranked[top_k]] if ranked.size > top_k else -np.inf)
+        for j, col in enumerate(cols.tolist()):
+            for i in np.flatnonzero(raw[:, j] > FLOOR):
+                seen.setdefault(col, []).append((float(raw[i, j]), int(rows[i])))
+    # Column side: each column's best mentor_k entries over every block so far.
+    for col in range(n_cols_total):
+        best = sorted(seen.get(col, []), reverse=True)[:mentor_k]
+        kept = col_rows[col, : col_size[col]]
+        assert col_size[col] == len(best)
+        assert set(kept.tolist()) == {row for _, row in best}
+        assert set(col_values[col, : col_size[col]].tolist()) == {value for value, _ in best}
