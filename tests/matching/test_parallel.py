@@ -115,3 +115,19 @@ def test_a_forked_child_runs_parts_on_a_pool_of_its_own(threads):
 def _split_in_child():
     parallel.THREADS = 2
     return parallel.run_parts(lambda lo, hi: hi - lo, [(0, 3), (3, 7)])
+
+
+@pytest.mark.parametrize("block_pairs", [1, 300, 5_000])
+def test_candidates_do_not_depend_on_the_block_size(monkeypatch, block_pairs):
+    """The candidate pass's blocks (one raw buffer reused by all of them) split each level's
+    rows in order: down to a row per block, every row keeps the same mentors and threshold,
+    and every mentor the same best mentees."""
+    import matching.candidates as candidates
+
+    enc = encode(_problem(0.0))
+    scorer = FastScorer(enc)
+    whole = build_candidates_fast(enc, scorer, top_k=4, mentor_k=8)
+    monkeypatch.setattr(candidates, "CANDIDATE_BLOCK_PAIRS", block_pairs)
+    split = build_candidates_fast(enc, scorer, top_k=4, mentor_k=8)
+    for field in ("mentee", "mentor", "points", "threshold"):
+        assert np.array_equal(getattr(split, field), getattr(whole, field))
