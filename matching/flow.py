@@ -485,22 +485,28 @@ def sink_potentials(network: Network, flow: np.ndarray, tail, head, cost, guess:
 
 def anchored_potentials(network: Network, flow: np.ndarray, tail, head, cost, anchor, guess=None) -> np.ndarray:
     """The largest feasible potential nowhere above ``anchor`` (then idle mentors lowered, as
-    in ``sink_potentials``): shortest residual distances from a virtual root with an arc of
-    cost ``anchor(v)`` to every node ``v``. A node keeps its anchor unless a residual path
-    under which the anchor is not feasible leads to it.
+    in ``sink_potentials``), shifted by a constant so that ``pi(sink)`` keeps the anchor's
+    value: shortest residual distances from a virtual root with an arc of cost ``anchor(v)``
+    to every node ``v``. A node keeps its anchor (up to the shift) unless a residual path under
+    which the anchor is not feasible leads to it. A uniform shift changes no reduced cost; it
+    keeps the potentials from drifting down round after round (a department floor's cost each
+    time).
 
     The certificate's exact rounds take it with the last round's potentials as anchor: those
     screened every pruned pair, so staying next to them keeps the pairs they passed passing,
     where the optimal duals' extreme point (``sink_potentials``) can sit far from them (100k
     x 50k, seed 1: 195 k violated arcs after the exact flow and a second fresh solve, against
-    34). ``guess``: a feasible potential for a faster search, if any (else the anchor)."""
+    34). ``guess``: a potential near the flow's, if any, for a faster search of the same
+    distances (else the anchor)."""
     n = network.n_nodes
     order, start = stable_order(tail, n)
     head, cost = head[order], cost[order]
     del order
     dist = anchor.astype(np.int64)  # a copy
     dist = _label_correct(head, cost, start, dist, np.arange(n), anchor if guess is None else guess)
-    return _lower_idle_mentors(network, flow, dist)
+    dist = _lower_idle_mentors(network, flow, dist)
+    dist += int(anchor[SINK]) - int(dist[SINK])
+    return dist
 
 
 def _lower_idle_mentors(network: Network, flow: np.ndarray, dist: np.ndarray) -> np.ndarray:

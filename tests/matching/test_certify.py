@@ -1,4 +1,5 @@
-"""The pruning certificate's potentials: feasible, anchored at the sink, and sound with tiny top_k."""
+"""The pruning certificate's potentials (the sink's, or next to the last round's): feasible, and
+sound with tiny top_k."""
 
 from __future__ import annotations
 
@@ -97,9 +98,10 @@ def _bellman_ford_from_root(n, tail, head, cost, root_cost):
 @pytest.mark.parametrize("noise", [0, 40])
 def test_anchored_potentials_are_the_largest_feasible_ones_below_the_anchor(objective, seed, noise):
     """From an anchor off the flow's duals (the sink potentials of a smaller network's flow,
-    plus noise): feasible, nowhere above the anchor, and equal to scipy's distances from a
-    virtual root with an arc of cost anchor(v) to every node v -- the largest such potential --
-    but for mentors without flow, which go down to pi(sink)."""
+    plus noise): feasible, and equal to scipy's distances from a virtual root with an arc of
+    cost anchor(v) to every node v -- the largest potential nowhere above the anchor -- but for
+    mentors without flow, which go down to pi(sink); all shifted so that pi(sink) keeps the
+    anchor's value."""
     prob = _problem(300, 140, seed, objective=objective)
     enc = encode(prob)
     scorer = FastScorer(enc)
@@ -118,12 +120,13 @@ def test_anchored_potentials_are_the_largest_feasible_ones_below_the_anchor(obje
 
     pi = anchored_potentials(network, result.flow, tail, head, cost, anchor)
     assert (cost + pi[tail] - pi[head] >= 0).all()  # feasible: certifies optimality
-    assert (pi <= anchor).all()
+    assert pi[SINK] == anchor[SINK]
     expected = _bellman_ford_from_root(network.n_nodes, tail, head, cost, anchor)
+    assert (expected <= anchor).all()
     m_nodes = network.mentor_node(np.arange(enc.n_mentors))
     idle = m_nodes[(np.bincount(cands.mentor[result.flow[: network.n_pairs] > 0], minlength=enc.n_mentors) == 0) & (capacity > 0)]
     expected[idle] = np.minimum(expected[idle], expected[SINK])
-    assert np.array_equal(pi, expected)
+    assert np.array_equal(pi, expected + anchor[SINK] - expected[SINK])
     # The certificate takes them when given the anchor, the sink potentials without one (or
     # with one for another network).
     assert np.array_equal(Certificate.of(network, result, anchor).potential, pi)
@@ -133,10 +136,13 @@ def test_anchored_potentials_are_the_largest_feasible_ones_below_the_anchor(obje
     assert not np.array_equal(pi, sink)
 
 
+@pytest.mark.parametrize("floor", [None, 0.9])
 @pytest.mark.parametrize("objective", ["coverage_first", "score_first"])
-def test_later_exact_rounds_are_certified_next_to_the_last_round_s_potentials(monkeypatch, objective):
-    """Every exact round after the first certifies its flow with potentials anchored to the
-    last round's (nowhere above them), and the solve still reaches the unpruned optimum."""
+def test_exact_rounds_after_another_round_are_certified_next_to_its_potentials(monkeypatch, objective, floor):
+    """Every exact round that another round came before (an auction round, or with department
+    floors, which the auction does not model, an exact one) certifies its flow next to that
+    round's potentials, with the same pi(sink); the first round with floors has none. The
+    pruned solves reach the unpruned optimum."""
     from matching import certify
 
     calls = []
@@ -149,14 +155,23 @@ def test_later_exact_rounds_are_certified_next_to_the_last_round_s_potentials(mo
             return cert
 
     monkeypatch.setattr(certify, "Certificate", Recording)
+    anchored = 0
     for seed in range(3):
-        prob = _problem(260, 120, seed, objective=objective)
-        pruned, full = solve(prob, top_k=2), solve(prob, top_k=None)
+        prob = _problem(260, 120, seed, objective=objective, min_department_match_rate=floor)
+        solutions = []
+        for top_k in (2, None):
+            calls.clear()
+            solutions.append(solve(prob, top_k=top_k))
+            assert calls
+            first = floor is not None  # no auction round with floors: the first exact one has no anchor
+            assert [anchor is None for anchor, _ in calls] == [first] + [False] * (len(calls) - 1)
+            for anchor, pi in calls[1 if first else 0 :]:
+                assert pi[SINK] == anchor[SINK]  # no drift from round to round
+                anchored += 1
+        pruned, full = solutions
         assert pruned.solver.objective == full.solver.objective
         assert len(pruned.matches) == len(full.matches)
-    anchored = [(anchor, pi) for anchor, pi in calls if anchor is not None]
-    assert len(anchored) >= 3 and len(anchored) == len(calls)  # every exact round follows an auction round
-    assert all((pi <= anchor).all() for anchor, pi in anchored)
+    assert anchored >= 6
 
 
 def test_default_top_k_grows_with_the_organisation_past_20k_mentees():
