@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from matching import topk
+from matching import parallel, topk
 
 FLOOR = np.float32(-1.0)
 
@@ -60,3 +61,54 @@ def test_block_top_keeps_each_row_s_and_each_column_s_best_entries(seed, top_k, 
         assert col_size[col] == len(best)
         assert set(kept.tolist()) == {row for _, row in best}
         assert set(col_values[col, : col_size[col]].tolist()) == {value for value, _ in best}
+
+
+def _column_alone(values, rows, col, heap_values, heap_rows, size):
+    """One column's heap over the rows in order, in plain Python (the heap helpers themselves
+    are shared): a value above the least entry of a full heap replaces it."""
+    k = heap_values.shape[1]
+    flat_values, flat_rows = heap_values.reshape(-1), heap_rows.reshape(-1)
+    for value, row in zip(values.tolist(), rows.tolist()):
+        least = flat_values[col * k] if size[col] == k else FLOOR
+        if not value > least:
+            continue
+        if size[col] < k:
+            topk.heap_push(flat_values, flat_rows, col * k, size[col], np.float32(value), row)
+            size[col] += 1
+        else:
+            flat_values[col * k], flat_rows[col * k] = value, row
+            topk.sift_down(flat_values, flat_rows, col * k, k, 0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 8), st.sampled_from([2, 5, None]), st.integers(1, 3))
+def test_the_column_side_equals_each_column_taken_alone(seed, mentor_k, distinct, n_threads):
+    """Split over threads and in tiles of columns, the column side leaves every column's heap
+    as passing that column alone over the rows in order does -- with many tied values too
+    (``distinct`` values, or all distinct), where the order the rows arrive in decides."""
+    rng = np.random.default_rng(seed)
+    n_cols_total = 3 * topk.COLUMN_TILE
+    blocks = _blocks(rng, n_cols_total, int(rng.integers(1, 4)))
+    if distinct is not None:
+        for _, _, raw in blocks:
+            eligible = raw > FLOOR
+            raw[eligible] = rng.integers(0, distinct, int(eligible.sum()))
+
+    def heaps():
+        return (
+            np.full((n_cols_total, mentor_k), -np.inf, np.float32),
+            np.full((n_cols_total, mentor_k), -1, np.int64),
+            np.zeros(n_cols_total, np.int64),
+        )
+
+    together, alone = heaps(), heaps()
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(parallel, "MIN_PART", 1)  # split even these small blocks
+        patched.setattr(parallel, "THREADS", n_threads)
+        for rows, cols, raw in blocks:
+            out = np.empty(rows.size * 2, np.int64)
+            topk.block_top(raw, rows, cols, FLOOR, 2, out, out.copy(), np.empty(rows.size, np.float32), *together)
+            for j in range(cols.size):
+                _column_alone(raw[:, j], rows, int(cols[j]), *alone)
+    for a, b in zip(together, alone):
+        assert np.array_equal(a, b)
