@@ -2,7 +2,8 @@
 
 Mentees are processed level by level: the level-gap rule leaves each level a contiguous slice
 of the level-sorted mentors, so the dense blocks only cover pairs that can pass it. Blocks are
-bounded in size (``BLOCK_PAIRS``) so memory stays flat however large the organisation.
+bounded in size (``BLOCK_PAIRS``; the candidate pass's ``CANDIDATE_BLOCK_PAIRS``, in one reused
+buffer) so memory stays flat however large the organisation.
 
 Pruning is only a speed-up: ``threshold`` records, per mentee, the best score among the pairs
 that were cut, and ``flow.certify`` later proves (by reduced costs and a min cut) that none of
@@ -68,7 +69,9 @@ def mentor_columns(enc: Encoded, include_zero_capacity: bool = False) -> tuple[n
     return order, enc.mentors.level[order]
 
 
-def level_blocks(enc: Encoded, rows: np.ndarray | None = None, include_zero_capacity: bool = False, block_pairs: int = BLOCK_PAIRS):
+def level_blocks(
+    enc: Encoded, rows: np.ndarray | None = None, include_zero_capacity: bool = False, block_pairs: int = BLOCK_PAIRS
+):
     """Yield (mentee rows, mentor cols) blocks covering every level-compatible pair, each of at
     most ``block_pairs`` pairs (or one row)."""
     cols_sorted, col_levels = mentor_columns(enc, include_zero_capacity)

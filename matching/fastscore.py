@@ -145,8 +145,9 @@ class FastScorer:
 
     def raw_block(self, rows: np.ndarray, cols: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """float32 raw scores (rows x cols), NEG where a hard rule removes the pair. The rows
-        share one level (``candidates.level_blocks``). Parts of the rows run on every core
-        (``parallel``); each row's scores depend on that row alone."""
+        share one level (``candidates.level_blocks``). With ``out`` (a flat float32 buffer of
+        at least rows x cols), the result is a view into it, valid until its next use. Parts of
+        the rows run on every core (``parallel``); each row's scores depend on that row alone."""
         enc = self.enc
         e, m = enc.mentees, enc.mentors
         if rows.size == 0 or cols.size == 0:
@@ -154,7 +155,10 @@ class FastScorer:
         e_level = float(e.level[rows[0]])
         m_level = m.level[cols].astype(np.float64)
         per_col = np.where(level_ok(enc, e_level, m_level), self._seniority(m_level, e_level), NEG).astype(np.float32)
-        raw = np.empty((rows.size, cols.size), np.float32) if out is None else out[: rows.size * cols.size].reshape(rows.size, cols.size)
+        if out is None:
+            raw = np.empty((rows.size, cols.size), np.float32)
+        else:
+            raw = out[: rows.size * cols.size].reshape(rows.size, cols.size)
         col_pos = np.full(enc.n_mentors, -1, np.int64)  # per call: calls may run in several threads
         col_pos[cols] = np.arange(cols.size)
         group_m, dept_m = self.group_m[cols], self.dept_m[cols]
