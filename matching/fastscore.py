@@ -51,6 +51,10 @@ POINTS_MARGIN = 0.01
 # random pick of a 25k-mentor stretch: 3 % of it 205 against 548 us, 5 % 347 against 634 us,
 # 10 % 669 against 748 us, 20 % 1064 against 1024 us (the index's build no longer pays).
 NARROW_SHARE = 8
+# An exactly scored pair (~90 ns, a merge of two skill lists) costs about as much as this many
+# dense raw entries (~3 ns): the unit ``parallel.parts`` sizes its parts in. Counted as one,
+# the certificate's screens (~11k near pairs per chunk of rows) scored theirs on one core.
+EXACT_PAIR_ENTRIES = 32
 
 
 def _language_sets(*masks: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -248,7 +252,7 @@ class FastScorer:
                 *self.weights, program.relationship == "reverse", ideal, half_width, points[lo:hi], components, *out,
             )
 
-        run_parts(part, parts(n, 1))
+        run_parts(part, parts(n, EXACT_PAIR_ENTRIES))
         return points, parts_out
 
 
