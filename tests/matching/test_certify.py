@@ -408,3 +408,22 @@ def test_stable_order_is_a_stable_argsort_with_offsets(keys, spare):
     order, start = stable_order(keys, n_keys)
     assert np.array_equal(order, np.argsort(keys, kind="stable"))
     assert np.array_equal(start, np.searchsorted(keys[order], np.arange(n_keys + 1)))
+
+
+@pytest.mark.parametrize("quota", [None, 0.5])
+def test_the_engine_asks_for_every_arc_only_for_the_quota(monkeypatch, quota):
+    """The flow over every scored arc (a network as large as all of them: 100k x 50k, 7.5 M
+    arcs and the run's peak memory) is built only when the quota's search needs it."""
+    from matching import engine
+
+    asked = []
+    real = engine.certified_flow
+
+    def recording(*args, every_arc=True, **kwargs):
+        asked.append(every_arc)
+        return real(*args, every_arc=every_arc, **kwargs)
+
+    monkeypatch.setattr(engine, "certified_flow", recording)
+    prob = _problem(200, 90, 1, min_cross_functional_share=quota)
+    assert check(prob, solve(prob, top_k=2)) == []
+    assert asked == [quota is not None]

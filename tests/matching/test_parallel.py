@@ -126,8 +126,20 @@ def test_candidates_do_not_depend_on_the_block_size(monkeypatch, block_pairs):
 
     enc = encode(_problem(0.0))
     scorer = FastScorer(enc)
+    buffers = []
+    real = scorer.raw_block
+
+    def recording(rows, cols, out=None):
+        raw = real(rows, cols, out=out)
+        buffers.append(out if out is not None and np.shares_memory(raw, out) else None)
+        return raw
+
+    monkeypatch.setattr(scorer, "raw_block", recording)
     whole = build_candidates_fast(enc, scorer, top_k=4, mentor_k=8)
     monkeypatch.setattr(candidates, "CANDIDATE_BLOCK_PAIRS", block_pairs)
     split = build_candidates_fast(enc, scorer, top_k=4, mentor_k=8)
     for field in ("mentee", "mentor", "points", "threshold"):
         assert np.array_equal(getattr(split, field), getattr(whole, field))
+    # Every block of a pass is scored into (a view of) that pass's one buffer.
+    assert len(buffers) > 2 and all(out is not None for out in buffers)
+    assert len({id(out) for out in buffers}) == 2
