@@ -265,8 +265,15 @@ def potentials(n_nodes: int, tail: np.ndarray, head: np.ndarray, cost: np.ndarra
     Label-correcting (Bellman-Ford with a queue of the nodes improved). The residual graph of
     an optimal flow has no negative cycle; finding one is a bug (RuntimeError).
     """
+    head, cost, start = _by_tail(tail, head, cost, n_nodes)
+    return _label_correct(head, cost, start, np.zeros(n_nodes, np.int64), np.arange(n_nodes))
+
+
+def _by_tail(tail, head, cost, n_nodes):
+    """(head, cost, start): the arcs' heads and costs in tail order, and each node's offset
+    into them (CSR, as ``_label_correct`` reads them)."""
     order, start = stable_order(tail, n_nodes)
-    return _label_correct(head[order], cost[order], start, np.zeros(n_nodes, np.int64), np.arange(n_nodes))
+    return head[order], cost[order], start
 
 
 def stable_order(keys: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
@@ -468,9 +475,7 @@ def sink_potentials(network: Network, flow: np.ndarray, tail, head, cost, guess:
     when the caller has one, for a faster search of the same distances (``_label_correct``).
     """
     n = network.n_nodes
-    order, start = stable_order(tail, n)
-    head, cost = head[order], cost[order]
-    del order
+    head, cost, start = _by_tail(tail, head, cost, n)
     unset = np.iinfo(np.int64).max
     dist = np.full(n, unset, np.int64)
     dist[SINK] = 0
@@ -499,9 +504,7 @@ def anchored_potentials(network: Network, flow: np.ndarray, tail, head, cost, an
     34). ``guess``: a potential near the flow's, if any, for a faster search of the same
     distances (else the anchor)."""
     n = network.n_nodes
-    order, start = stable_order(tail, n)
-    head, cost = head[order], cost[order]
-    del order
+    head, cost, start = _by_tail(tail, head, cost, n)
     dist = anchor.astype(np.int64)  # a copy
     dist = _label_correct(head, cost, start, dist, np.arange(n), anchor if guess is None else guess)
     dist = _lower_idle_mentors(network, flow, dist)

@@ -87,7 +87,8 @@ def _bellman_ford_from_root(n, tail, head, cost, root_cost):
     rows, cols = zip(*best)
     weights = np.array(list(best.values()), float)
     # csgraph drops explicit zeros: a dyadic epsilon instead keeps every path sum exact in
-    # float64, and paths have at most n + 1 arcs, so rounding the distances removes them.
+    # float64 (1e-12 made rounding noise that scipy once reported as a negative cycle), and
+    # paths have at most n + 1 arcs, so rounding the distances removes the epsilons.
     weights[weights == 0] = 2.0**-20
     graph = sp.csr_matrix((weights, (rows, cols)), shape=(n + 1, n + 1))
     return np.round(bellman_ford(graph, indices=n)[:n]).astype(np.int64)
@@ -277,19 +278,7 @@ def test_label_correcting_potentials_equal_bellman_ford(n, seed):
     p = rng.integers(-50, 50, n)
     cost = rng.integers(0, 20, tail.size) + p[tail] - p[head]  # reduced costs >= 0: no negative cycle
     ours = potentials(n, tail, head, cost)
-    # scipy: a root n with 0-cost arcs to every node; parallel arcs keep their cheapest cost.
-    best = {}
-    for u, v, c in zip(np.r_[tail, np.full(n, n)], np.r_[head, np.arange(n)], np.r_[cost, np.zeros(n, np.int64)]):
-        best[(u, v)] = min(best.get((u, v), c), c)
-    rows, cols = zip(*best)
-    weights = np.array(list(best.values()), float)
-    # csgraph drops explicit zeros: a dyadic epsilon instead keeps every path sum exact in
-    # float64 (1e-12 made rounding noise that scipy once reported as a negative cycle), and
-    # paths have at most n arcs, so rounding the distances removes the epsilons.
-    weights[weights == 0] = 2.0**-20
-    graph = sp.csr_matrix((weights, (rows, cols)), shape=(n + 1, n + 1))
-    expected = bellman_ford(graph, indices=n)
-    assert np.array_equal(ours, np.round(expected[:n]))
+    assert np.array_equal(ours, _bellman_ford_from_root(n, tail, head, cost, np.zeros(n, np.int64)))
 
 
 def test_label_correcting_potentials_find_a_negative_cycle():
