@@ -22,11 +22,10 @@ are deterministic.
 The auction's assignment and prices are ``eps``-optimal for the kept arcs, not optimal, so
 ``approximate_round`` raises the cost of each residual arc that breaks them just enough (by
 at most ``eps`` on a pair arc) and takes the least potentials of that (``flow.sink_potentials``),
-as for an exact optimum. ``exact_round`` instead repairs the assignment into an exact optimum
-(``repair.repair_flow``, filled to the largest flow): the certificate's first exact flow on
-networks up to ``EXACT_MAX_ARCS`` pair arcs. Its auction phases work in 1/``EXACT_SCALE``
-points (prices, values and the repaired network's costs scaled up alike), down to an eps of one
-such unit: a finer assignment leaves the repair fewer units to re-route.
+as for an exact optimum. ``exact_round`` instead finishes the auction exact: phases down to
+an eps below 1/n point leave an assignment optimal but for the slots left free at a price,
+which ``repair.widen_flow`` gives back (the certificate's first exact flow, at every size; it
+replaced OR-Tools' 8.8-10.4 s at 100k x 50k, see bench/README).
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ from numba import njit
 
 from .candidates import arc_positions
 from .flow import INT_LIMIT, SINK, SOURCE, Certificate, FlowResult, Network, reachable_from_source, residual_arcs, sink_potentials
-from .repair import FILL_REACH, repair_flow
+from .repair import widen_flow
 from .scoring import SCORE_SCALE
 from .topk import sift_down
 
@@ -51,20 +50,9 @@ log = logging.getLogger(__name__)
 # would price marginal mentees out for good (prices only rise within a phase). 20k x 10k:
 # 430k bids, against 3.3M for one phase at eps 2, for the same matching quality.
 EPS = (64, 8, 2)
-# ``exact_round`` repairs the auction's assignment only on networks of at most this many pair
-# arcs; on larger ones OR-Tools solves afresh. The repair's searches grow with the network
-# as well as their number, OR-Tools' time much less: 20k x 10k (207k arcs) 0.3 s against
-# 0.5 s for OR-Tools; 50k x 25k (1.08M arcs) 7.3 s against ~5 s; 100k x 50k 45 s against 14 s.
-EXACT_MAX_ARCS = 500_000
-# The exact round's auction phases, in 1/EXACT_SCALE points, after the approximate rounds'
-# EPS. Its repair then starts from an assignment eps-optimal to 1/64 point instead of 2 points:
-# 20k x 10k 2920 units re-routed in 7.2 scans of the residual graph instead of 5201 in 17.4
-# (0.27 s against 0.35 s for the round, min of 5). Phases finer than 1/64 point (EXACT_SCALE
-# 256 to 32768) left as many units, and other schedules were slower (16-4-1, 32-4-1, 64-8-1:
-# 0.32-0.35 s; 8-1 in 1/16 point 0.33 s). The flow is optimal for the scaled costs, hence for
-# the network's own.
-EXACT_SCALE = 64
-EXACT_EPS = (32, 8, 2, 1)
+# ``exact_round``'s phases after the approximate rounds' last eps: each this many times finer,
+# down to 1/scale point (at 100k x 50k, scale 2^17: 2^15, 2^12, 2^9, 2^6, 2^3, 1 units; 1.1-1.5 s).
+EXACT_STEP = 8
 SLOT_HEADROOM = 16  # slots beyond a mentor's first arcs, for arcs added later
 
 
@@ -232,28 +220,47 @@ def approximate_round(state: AuctionState, enc, network: Network, cands, active:
 
 def exact_round(state: AuctionState, enc, network: Network, cands, active: np.ndarray) -> FlowResult | None:
     """An optimal flow of the network (the largest, then the least costly, as OR-Tools'
-    ``solve_max_flow_with_min_cost``) from the auction's assignment on its arcs: the arcs that
-    break eps-optimality are re-routed along shortest paths and the flow is filled up to the
-    largest (``repair.repair_flow``). At 20k x 10k faster than a fresh OR-Tools solve on the
-    same 207k arcs (0.27 s against 0.5 s): the assignment is nearly optimal, so the searches
-    stay local. The auction's last phases and the repair work in 1/``EXACT_SCALE`` points
-    (``state`` is spent). None when the repair gives up, the network has more than
-    ``EXACT_MAX_ARCS`` pair arcs, or its costs scaled up could overflow the repair's distances
-    (the caller solves afresh)."""
-    largest = int(np.abs(network.cost).max(initial=0))
-    if network.n_pairs > EXACT_MAX_ARCS or largest * EXACT_SCALE * (network.n_nodes + 1) * 4 >= INT_LIMIT:
+    ``solve_max_flow_with_min_cost``) from the auction, which finishes exact: its last phases
+    run in 1/``scale`` points, ``scale`` a power of two above the number of mentees, down to
+    an eps of one such unit. Each matched mentee is then within 1/scale point of its best slot,
+    so the assignment is optimal for the network without the slots the auction left free at a
+    price (released when a phase began; 20k x 10k: 5, 100k x 50k: 461, the whole coverage gap
+    there): ``sink_potentials`` of that narrower network prove it. ``repair.widen_flow`` gives
+    those slots back. A mentee's value is its points less its source arc's cost (the priority
+    of mentees left unmatched before). ``state`` is spent. None when the values, scaled, could
+    overflow, or the widening passes its work limit (the caller solves afresh)."""
+    n_e, n_m = active.size, state.slot_ptr.size - 1
+    source_cost = np.zeros(n_e, np.int64)
+    into = np.flatnonzero((network.tail == SOURCE) & (network.head != SINK))
+    source_cost[network.head[into] - 2] = network.cost[into]  # priorities are source arcs of cost <= 0
+    value = cands.points - source_cost[cands.mentee]
+    scale = 1 << max(int(active.sum()), 1).bit_length()
+    largest = int(np.abs(value).max(initial=0)) + SCORE_SCALE
+    if largest * scale * 4 >= INT_LIMIT:
         return None
-    # Warm: the finer phases continue from the approximate rounds' prices (scaled alike).
-    state.slot_price *= EXACT_SCALE
-    schedule = EXACT_EPS if state.warm else tuple(eps * EXACT_SCALE for eps in EPS) + EXACT_EPS
-    after = EPS[-1] * EXACT_SCALE if state.warm else 0
-    flow, pi = _auction_flow(state, enc, network, cands, active, EXACT_SCALE, schedule, after)
-    scaled = replace(network, cost=network.cost * EXACT_SCALE)
-    fixed = repair_flow(scaled, flow, pi, reach=FILL_REACH, fill=True)
-    if fixed is None:
-        return None
-    # Its potentials, in points: rounded, so a guess for the certificate's (sink_potentials).
-    return FlowResult.of(network, fixed.flow, fixed.potential // EXACT_SCALE)
+    state.slot_price *= scale
+    fine = []
+    eps = EPS[-1] * scale
+    while eps > 1:
+        eps = max(eps // EXACT_STEP, 1)
+        fine.append(eps)
+    phases = tuple(fine) if state.warm else tuple(e * scale for e in EPS) + tuple(fine)
+    after = EPS[-1] * scale if state.warm else 0
+    flow, pi = _auction_flow(state, enc, network, replace(cands, points=value), active, scale, phases, after)
+    # The slots left free at a price are taken out of the mentors' capacity: what is left is
+    # what the assignment is optimal for.
+    slot_mentor = np.repeat(np.arange(n_m), np.diff(state.slot_ptr))
+    n_slots = slot_mentor.size  # (the arrays hold one slot at least)
+    kept = (state.holder[:n_slots] >= 0) | (state.slot_price[:n_slots] == 0)
+    usable = np.bincount(slot_mentor[kept], minlength=n_m)
+    to_sink = np.flatnonzero((network.head == SINK) & (network.tail != SOURCE))
+    narrow_capacity = network.capacity.copy()
+    mentors = network.tail[to_sink] - 2 - network.n_mentees
+    narrow_capacity[to_sink] = np.minimum(network.capacity[to_sink], usable[mentors])
+    narrow = replace(network, capacity=narrow_capacity)
+    potential = sink_potentials(narrow, flow, *residual_arcs(narrow, flow), guess=pi // scale)
+    log.debug("exact round: %d slots free at a price", int(network.capacity[to_sink].sum() - narrow_capacity[to_sink].sum()))
+    return widen_flow(network, flow, potential)
 
 
 def _auction_flow(

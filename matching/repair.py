@@ -228,3 +228,207 @@ def _shortest_path_repair(cost, arc_of, forward, indices, indptr, r_room, flow, 
             imbalance[source] += amount
             imbalance[target] -= amount
     return work
+
+
+def widen_flow(network: Network, flow: np.ndarray, potential: np.ndarray) -> FlowResult | None:
+    """An optimal flow of ``network`` (the largest, then the least costly) from ``flow``, an
+    optimum of the same network with less capacity on some arcs, which ``potential`` proves
+    (feasible for its residual graph there); None when the searches pass the work limit.
+
+    The widened arcs whose reduced cost is negative are saturated, as in ``repair_flow``. The
+    units they take would leave an excess at the sink; without a bypass arc (coverage_first)
+    the source is asked for them instead: the flow's value grows by them, which is what a
+    wider network allows first, as far as augmenting paths reach; the sink keeps the rest.
+    ``_primal_dual`` settles every unit, then fills the flow up to the largest.
+
+    Used by ``auction.exact_round``: the auction's assignment is optimal once the mentors' slots
+    it left free at a price are taken out (100k x 50k: 461 of them). One search per unit, as
+    ``repair_flow`` does, costs ~1 M scanned entries each there, because most of the graph lies
+    at distance 0 from the source; the primal-dual searches settle them together."""
+    n = network.n_nodes
+    capacity = np.minimum(network.capacity, network.flow_bound).astype(np.int32)
+    flow = flow.astype(np.int32)
+    pi = potential.astype(np.int64)
+    balance = np.bincount(network.tail, flow, n).astype(np.int64) - np.bincount(network.head, flow, n).astype(np.int64)
+    reduced = network.cost + pi[network.tail] - pi[network.head]
+    saturate = (reduced < 0) & (flow < capacity)
+    flow[saturate] = capacity[saturate]
+    del reduced, saturate
+    imbalance = np.bincount(network.tail, flow, n).astype(np.int64) - np.bincount(network.head, flow, n).astype(np.int64)
+    imbalance -= balance
+    bypass = bool(((network.tail == SOURCE) & (network.head == SINK)).any())
+    if not bypass:
+        imbalance[SOURCE] += imbalance[SINK]
+        imbalance[SINK] = 0
+    graph = _residual_graph(network, capacity)
+    work_limit = WORK_PER_ENTRY * graph[1].size
+    hub = np.zeros(n, bool)
+    hub[[SOURCE, SINK]] = True
+    work = _primal_dual(network.cost, *graph, flow, pi, imbalance, hub, work_limit, not bypass)
+    if work >= 0 and imbalance[SOURCE] < 0:
+        # Units no augmenting path can take: the sink keeps them (the flow's value does not grow).
+        imbalance[SINK] += imbalance[SOURCE]
+        imbalance[SOURCE] = 0
+        more = _primal_dual(network.cost, *graph, flow, pi, imbalance, hub, work_limit, False)
+        work = -1 if more < 0 else work + more
+    if work < 0:
+        log.debug("widen: gave up (past the work limit)")
+        return None
+    value = int(flow[network.tail == SOURCE].sum())
+    missing = network.flow_bound - value
+    filled = 0
+    if missing > 0:
+        imbalance[:] = 0
+        imbalance[SOURCE], imbalance[SINK] = -missing, missing
+        filled = _primal_dual(network.cost, *graph, flow, pi, imbalance, hub, work_limit, True)
+        if filled < 0:
+            log.debug("widen: gave up filling the flow (past the work limit)")
+            return None
+    size = max(graph[1].size, 1)
+    log.debug("widen: %.1f entries scanned per entry, %.1f of them filling", (work + filled) / size, filled / size)
+    return FlowResult.of(network, flow.astype(np.int64), pi)
+
+
+@njit(cache=True, nogil=True)
+def _primal_dual(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbalance, hub, max_work, partial):
+    """Primal-dual min-cost flow, in place on ``flow`` and ``pi`` (reduced costs >= 0 on
+    every residual arc, kept so): a Dijkstra from every excess node at once up to the nearest
+    deficit at distance ``D``, ``pi(v) += dist(v) - D`` on the nodes it settled, then passes of
+    depth-first searches from each excess along the arcs whose reduced cost is 0 (any such path
+    from an excess to a deficit is a shortest one), each node entered once per pass (a current
+    arc per node), so that a pass finds many node-disjoint paths at the cost of one scan of
+    those arcs; passes go on while they find a path, then the next Dijkstra. Returns the entries scanned, -1 past ``max_work`` or when an excess can reach no
+    deficit; with ``partial`` such an excess is left as it is instead."""
+    n = pi.size
+    unset = np.iinfo(np.int64).max
+    dist = np.full(n, unset, np.int64)
+    heap = np.zeros(n, np.int64)
+    where = np.full(n, -1, np.int64)
+    order = np.zeros(n, np.int64)
+    seen = np.full(n, -1, np.int64)  # the pass that entered the node
+    on_path = np.zeros(n, np.bool_)
+    stamp = -1
+    current = np.zeros(n, np.int64)
+    path_node = np.zeros(n + 1, np.int64)
+    path_entry = np.zeros(n + 1, np.int64)
+    work = 0
+    while True:
+        size = 0
+        for v in range(n):
+            if imbalance[v] < 0:
+                dist[v] = 0
+                size = indexed_heap_push(heap, where, dist, size, v)
+        if size == 0:
+            return work
+        n_settled = 0
+        found = -1
+        while size:
+            u = heap[0]
+            size = indexed_heap_pop(heap, where, dist, size)
+            order[n_settled] = u
+            n_settled += 1
+            if imbalance[u] > 0:
+                found = u
+                break
+            base = dist[u] + pi[u]
+            for k in range(indptr[u], indptr[u + 1]):
+                arc = arc_of[k]
+                if forward[k]:
+                    if flow[arc] >= r_room[k]:
+                        continue
+                    step = cost[arc]
+                else:
+                    if flow[arc] <= 0:
+                        continue
+                    step = -cost[arc]
+                v = indices[k]
+                candidate = base + step - pi[v]
+                if candidate < dist[v]:
+                    dist[v] = candidate
+                    if where[v] < 0:
+                        size = indexed_heap_push(heap, where, dist, size, v)
+                    else:
+                        indexed_heap_up(heap, where, dist, where[v])
+            work += indptr[u + 1] - indptr[u]
+        for h in range(size):
+            where[heap[h]] = -1
+        if found < 0:
+            return work if partial else -1
+        reach_d = dist[found]
+        for h in range(n_settled):
+            u = order[h]
+            pi[u] += dist[u] - reach_d
+        dist[:] = unset
+        if work > max_work:
+            return -1
+        while True:  # passes of depth-first searches along the arcs of reduced cost 0
+            stamp += 1
+            for v in range(n):
+                current[v] = indptr[v]
+            pushed = 0
+            for x in range(n):
+                if imbalance[x] >= 0:
+                    continue
+                seen[x] = stamp
+                on_path[x] = True
+                while imbalance[x] < 0:
+                    depth = 0
+                    path_node[0] = x
+                    reached = -1
+                    while depth >= 0:
+                        u = path_node[depth]
+                        if depth > 0 and imbalance[u] > 0:
+                            reached = u
+                            break
+                        advanced = False
+                        while current[u] < indptr[u + 1]:
+                            k = current[u]
+                            v = indices[k]
+                            # A deficit may take several paths in a pass, and so may a hub off
+                            # the path (the sink: most paths run through it); any other node one.
+                            if seen[v] != stamp or imbalance[v] > 0 or (hub[v] and not on_path[v]):
+                                arc = arc_of[k]
+                                if forward[k]:
+                                    usable = flow[arc] < r_room[k] and cost[arc] + pi[u] - pi[v] == 0
+                                else:
+                                    usable = flow[arc] > 0 and -cost[arc] + pi[u] - pi[v] == 0
+                                if usable:
+                                    seen[v] = stamp
+                                    on_path[v] = True
+                                    path_entry[depth] = k
+                                    depth += 1
+                                    path_node[depth] = v
+                                    advanced = True
+                                    break
+                            current[u] += 1
+                            work += 1
+                        if not advanced:
+                            on_path[u] = False
+                            depth -= 1
+                            if depth >= 0:
+                                current[path_node[depth]] += 1
+                    for h in range(1, depth + 1):
+                        on_path[path_node[h]] = False
+                    if reached < 0:
+                        break  # this excess reaches no deficit in this pass
+                    amount = min(-imbalance[x], imbalance[reached])
+                    for h in range(depth):
+                        k = path_entry[h]
+                        arc = arc_of[k]
+                        room = r_room[k] - flow[arc] if forward[k] else flow[arc]
+                        amount = min(amount, room)
+                    for h in range(depth):
+                        k = path_entry[h]
+                        arc = arc_of[k]
+                        if forward[k]:
+                            flow[arc] += amount
+                        else:
+                            flow[arc] -= amount
+                    imbalance[x] += amount
+                    imbalance[reached] -= amount
+                    pushed += amount
+                on_path[x] = False
+            if pushed == 0:
+                break  # no path left on arcs of reduced cost 0: the next Dijkstra
+            if work > max_work:
+                return -1

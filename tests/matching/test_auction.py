@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from matching import Problem, Program, Rules, check, solve
-from matching.auction import EPS, EXACT_SCALE, AuctionState, exact_round, run_auction
+from matching.auction import EPS, AuctionState, exact_round, run_auction
 from matching.candidates import Candidates
 from matching.flow import INT_LIMIT, build_network_arrays, solve_network
 from matching.synthetic import synthetic_organisation
@@ -150,26 +150,36 @@ def test_exact_round_with_capacities_beyond_int32(huge, coverage_first):
     assert int((result.flow * network.cost).sum()) == int((fresh.flow * network.cost).sum())
 
 
-def test_exact_round_gives_up_on_costs_too_wide_to_scale():
-    """The exact round works in 1/EXACT_SCALE points; a network whose costs, scaled, could
-    overflow int64 path lengths (in a round: large priority costs; built here from one very
-    negative point value, still valid for OR-Tools) is left to OR-Tools (None), and the
-    auction's state is not touched."""
-    mentee, mentor = np.array([0, 1]), np.array([0, 0])
-    points = np.array([1000, -(2**52)])
+def test_exact_round_gives_up_on_values_too_wide_to_scale():
+    """The exact round's last phases work in 1/scale points, scale a power of two above the
+    number of mentees (here 8 -> 16); a network whose values, so scaled, could overflow int64
+    (in a round: large priority costs; built here from one very negative point value, still
+    valid for OR-Tools) is left to OR-Tools (None), and the auction's state is not touched."""
+    n = 8
+    mentee, mentor = np.arange(n), np.zeros(n, np.int64)
+    points = np.full(n, 500)
+    points[1] = -(2**56 + 2**54)
     network = build_network_arrays(
-        n_mentees=2, n_mentors=1, mentee=mentee, mentor=mentor, points=points, active_mentee=np.ones(2, bool),
+        n_mentees=n, n_mentors=1, mentee=mentee, mentor=mentor, points=points, active_mentee=np.ones(n, bool),
         mentor_capacity=np.array([1]), coverage_first=True,
     )
     largest = int(np.abs(network.cost).max())
-    assert largest * (network.n_nodes + 1) * 4 < INT_LIMIT <= largest * EXACT_SCALE * (network.n_nodes + 1) * 4
-    state = AuctionState.empty(2, np.array([1]), np.array([2]))
-    run_auction(state, mentee, mentor, np.array([1000, 0]), 2)
+    assert largest * (network.n_nodes + 1) * 4 < INT_LIMIT <= largest * 16 * 4
+    state = AuctionState.empty(n, np.array([1]), np.array([n]))
+    run_auction(state, mentee, mentor, np.full(n, 500), n)
     prices = state.slot_price.copy()
-    cands = Candidates(mentee, mentor, points, np.full(2, -1))
-    assert exact_round(state, SimpleNamespace(n_mentors=1), network, cands, np.ones(2, bool)) is None
+    cands = Candidates(mentee, mentor, points, np.full(n, -1))
+    assert exact_round(state, SimpleNamespace(n_mentors=1), network, cands, np.ones(n, bool)) is None
     assert np.array_equal(state.slot_price, prices)
     assert solve_network(network).maximum_flow == 1
+    # Without that value, the same round is exact.
+    points[1] = 500
+    network = build_network_arrays(
+        n_mentees=n, n_mentors=1, mentee=mentee, mentor=mentor, points=points, active_mentee=np.ones(n, bool),
+        mentor_capacity=np.array([1]), coverage_first=True,
+    )
+    result = exact_round(state, SimpleNamespace(n_mentors=1), network, Candidates(mentee, mentor, points, np.full(n, -1)), np.ones(n, bool))
+    assert result.maximum_flow == 1
 
 
 def _problem(n_mentees, n_mentors, seed, objective, **rules) -> Problem:
@@ -205,7 +215,7 @@ def test_auction_priced_rounds_reach_the_optimum_of_exact_rounds(monkeypatch, ob
     "limits",
     [
         {"repair.WORK_PER_ENTRY": 0},  # every repair gives up at its first search
-        {"auction.EXACT_MAX_ARCS": 0},  # a network too large for the repair: OR-Tools at once
+        {"auction.INT_LIMIT": 0},  # values too wide to scale for the exact round: OR-Tools at once
     ],
 )
 def test_a_repair_that_gives_up_falls_back_to_or_tools(monkeypatch, objective, limits):

@@ -176,6 +176,32 @@ def test_a_filled_repair_from_nothing_is_a_fresh_solve(network, random_potential
     assert (cost + repaired.potential[tail] - repaired.potential[head] >= 0).all()
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(any_networks(), st.integers(0, 2**32 - 1))
+def test_widening_an_optimum_is_a_fresh_solve(network, seed):
+    """From an optimum of the network with less capacity on some mentors (the slots an
+    auction left free at a price) and its potentials, ``widen_flow`` gives OR-Tools' maximum
+    flow at its optimal cost for the whole network, with potentials that prove it."""
+    rng = np.random.default_rng(seed)
+    to_sink = np.flatnonzero((network.head == SINK) & (network.tail != 0))
+    narrow_capacity = network.capacity.copy()
+    narrow_capacity[to_sink] = np.minimum(network.capacity[to_sink], rng.integers(0, 3, to_sink.size))
+    narrow = dataclasses.replace(network, capacity=narrow_capacity)
+    start = solve_network(narrow)
+    potential = sink_potentials(narrow, start.flow, *residual_arcs(narrow, start.flow))
+    widened = repair.widen_flow(network, start.flow, potential)
+    assert widened is not None
+    fresh = solve_network(network)
+    flow = widened.flow
+    assert ((flow >= 0) & (flow <= network.capacity)).all()
+    net = np.bincount(network.tail, flow, network.n_nodes) - np.bincount(network.head, flow, network.n_nodes)
+    assert net[0] == widened.maximum_flow == fresh.maximum_flow and (net[2:] == 0).all()
+    assert int((flow * network.cost).sum()) == int((fresh.flow * network.cost).sum())
+    cut = dataclasses.replace(network, capacity=np.minimum(network.capacity, network.flow_bound))
+    tail, head, cost = residual_arcs(cut, flow)
+    assert (cost + widened.potential[tail] - widened.potential[head] >= 0).all()
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(any_networks(), st.sampled_from([2000, 2**40, 2**61]))
 def test_solving_on_reduced_costs_gives_an_optimum_of_the_network(network, spread):
