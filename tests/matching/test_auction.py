@@ -214,7 +214,7 @@ def test_auction_priced_rounds_reach_the_optimum_of_exact_rounds(monkeypatch, ob
 @pytest.mark.parametrize(
     "limits",
     [
-        {"repair.WORK_PER_ENTRY": 0},  # every repair gives up at its first search
+        {"repair.WORK_PER_ENTRY": 0, "repair.WIDEN_WORK_PER_ENTRY": 0},  # every repair gives up at its first search
         {"auction.INT_LIMIT": 0},  # values too wide to scale for the exact round: OR-Tools at once
     ],
 )

@@ -109,6 +109,20 @@ def test_filled_repair_is_the_largest_flow_of_least_cost(instance):
     assert not coverage_first or not reachable_from_source(new.n_nodes, r_tail, r_head)[SINK]
 
 
+def test_widening_gives_up_past_its_work_limit(monkeypatch):
+    """Searches past ``WIDEN_WORK_PER_ENTRY`` scans make ``widen_flow`` return None (the
+    caller solves afresh) instead of a wrong flow."""
+    # Mentor 0 (capacity 1 of 2 in the narrow network) holds mentee 0; mentee 1 waits for it.
+    mentee, mentor, points = np.array([0, 1]), np.array([0, 0]), np.array([900, 800])
+    network = _network(2, 1, mentee, mentor, points, np.array([2]), True, None)
+    narrow = dataclasses.replace(network, capacity=np.where(network.head == SINK, 1, network.capacity))
+    start = solve_network(narrow)
+    potential = sink_potentials(narrow, start.flow, *residual_arcs(narrow, start.flow))
+    assert repair.widen_flow(network, start.flow, potential).maximum_flow == 2
+    monkeypatch.setattr(repair, "WIDEN_WORK_PER_ENTRY", 0)
+    assert repair.widen_flow(network, start.flow, potential) is None
+
+
 @pytest.mark.parametrize("limit", ["REACH", "WORK_PER_ENTRY"])
 def test_repair_gives_up_beyond_its_limits(monkeypatch, limit):
     """A deficit farther than REACH, or searches past the work limit, make the repair return
