@@ -366,8 +366,11 @@ def _primal_dual(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbal
             return -1
         while True:  # passes of depth-first searches along the arcs of reduced cost 0
             stamp += 1
+            # Every other pass scans each node's arcs from the last (fairness, as in Pothen and
+            # Fan's matching searches: a pass then explores other branches first).
+            step = 1 if stamp % 2 == 0 else -1
             for v in range(n):
-                current[v] = indptr[v]
+                current[v] = indptr[v] if step == 1 else indptr[v + 1] - 1
             pushed = 0
             for x in range(n):
                 if imbalance[x] >= 0:
@@ -384,7 +387,7 @@ def _primal_dual(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbal
                             reached = u
                             break
                         advanced = False
-                        while current[u] < indptr[u + 1]:
+                        while indptr[u] <= current[u] < indptr[u + 1]:
                             k = current[u]
                             v = indices[k]
                             # A deficit may take several paths in a pass, and so may a hub off
@@ -403,13 +406,13 @@ def _primal_dual(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbal
                                     path_node[depth] = v
                                     advanced = True
                                     break
-                            current[u] += 1
+                            current[u] += step
                             work += 1
                         if not advanced:
                             on_path[u] = False
                             depth -= 1
                             if depth >= 0:
-                                current[path_node[depth]] += 1
+                                current[path_node[depth]] += step
                     for h in range(1, depth + 1):
                         on_path[path_node[h]] = False
                     if reached < 0:
