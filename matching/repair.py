@@ -265,14 +265,12 @@ def widen_flow(network: Network, flow: np.ndarray, potential: np.ndarray) -> Flo
         imbalance[SINK] = 0
     graph = _residual_graph(network, capacity)
     work_limit = WIDEN_WORK_PER_ENTRY * graph[1].size
-    hub = np.zeros(n, bool)
-    hub[[SOURCE, SINK]] = True
-    work = _primal_dual(network.cost, *graph, flow, pi, imbalance, hub, work_limit, not bypass)
+    work = _primal_dual(network.cost, *graph, flow, pi, imbalance, work_limit, not bypass)
     if work >= 0 and imbalance[SOURCE] < 0:
         # Units no augmenting path can take: the sink keeps them (the flow's value does not grow).
         imbalance[SINK] += imbalance[SOURCE]
         imbalance[SOURCE] = 0
-        more = _primal_dual(network.cost, *graph, flow, pi, imbalance, hub, work_limit, False)
+        more = _primal_dual(network.cost, *graph, flow, pi, imbalance, work_limit, False)
         work = -1 if more < 0 else work + more
     if work < 0:
         log.debug("widen: gave up (past the work limit)")
@@ -283,7 +281,7 @@ def widen_flow(network: Network, flow: np.ndarray, potential: np.ndarray) -> Flo
     if missing > 0:
         imbalance[:] = 0
         imbalance[SOURCE], imbalance[SINK] = -missing, missing
-        filled = _primal_dual(network.cost, *graph, flow, pi, imbalance, hub, work_limit, True)
+        filled = _primal_dual(network.cost, *graph, flow, pi, imbalance, work_limit, True)
         if filled < 0:
             log.debug("widen: gave up filling the flow (past the work limit)")
             return None
@@ -293,15 +291,16 @@ def widen_flow(network: Network, flow: np.ndarray, potential: np.ndarray) -> Flo
 
 
 @njit(cache=True, nogil=True)
-def _primal_dual(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbalance, hub, max_work, partial):
+def _primal_dual(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbalance, max_work, partial):
     """Primal-dual min-cost flow, in place on ``flow`` and ``pi`` (reduced costs >= 0 on
     every residual arc, kept so): a Dijkstra from every excess node at once up to the nearest
     deficit at distance ``D``, ``pi(v) += dist(v) - D`` on the nodes it settled, then passes of
     depth-first searches from each excess along the arcs whose reduced cost is 0 (any such path
     from an excess to a deficit is a shortest one), each node entered once per pass (a current
     arc per node), so that a pass finds many node-disjoint paths at the cost of one scan of
-    those arcs; passes go on while they find a path, then the next Dijkstra. Returns the entries scanned, -1 past ``max_work`` or when an excess can reach no
-    deficit; with ``partial`` such an excess is left as it is instead."""
+    those arcs; passes go on while they find a path, then the next Dijkstra. Returns the
+    entries scanned, -1 past ``max_work`` or when an excess can reach no deficit; with
+    ``partial`` such an excess is left as it is instead."""
     n = pi.size
     unset = np.iinfo(np.int64).max
     dist = np.full(n, unset, np.int64)
@@ -309,7 +308,6 @@ def _primal_dual(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbal
     where = np.full(n, -1, np.int64)
     order = np.zeros(n, np.int64)
     seen = np.full(n, -1, np.int64)  # the pass that entered the node
-    on_path = np.zeros(n, np.bool_)
     stamp = -1
     current = np.zeros(n, np.int64)
     path_node = np.zeros(n + 1, np.int64)
@@ -376,7 +374,6 @@ def _primal_dual(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbal
                 if imbalance[x] >= 0:
                     continue
                 seen[x] = stamp
-                on_path[x] = True
                 while imbalance[x] < 0:
                     depth = 0
                     path_node[0] = x
@@ -390,9 +387,8 @@ def _primal_dual(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbal
                         while indptr[u] <= current[u] < indptr[u + 1]:
                             k = current[u]
                             v = indices[k]
-                            # A deficit may take several paths in a pass, and so may a hub off
-                            # the path (the sink: most paths run through it); any other node one.
-                            if seen[v] != stamp or imbalance[v] > 0 or (hub[v] and not on_path[v]):
+                            # A deficit may take several paths in a pass, any other node one.
+                            if seen[v] != stamp or imbalance[v] > 0:
                                 arc = arc_of[k]
                                 if forward[k]:
                                     usable = flow[arc] < r_room[k] and cost[arc] + pi[u] - pi[v] == 0
@@ -400,7 +396,6 @@ def _primal_dual(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbal
                                     usable = flow[arc] > 0 and -cost[arc] + pi[u] - pi[v] == 0
                                 if usable:
                                     seen[v] = stamp
-                                    on_path[v] = True
                                     path_entry[depth] = k
                                     depth += 1
                                     path_node[depth] = v
@@ -409,12 +404,9 @@ def _primal_dual(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbal
                             current[u] += step
                             work += 1
                         if not advanced:
-                            on_path[u] = False
                             depth -= 1
                             if depth >= 0:
                                 current[path_node[depth]] += step
-                    for h in range(1, depth + 1):
-                        on_path[path_node[h]] = False
                     if reached < 0:
                         break  # this excess reaches no deficit in this pass
                     amount = min(-imbalance[x], imbalance[reached])
@@ -433,7 +425,6 @@ def _primal_dual(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbal
                     imbalance[x] += amount
                     imbalance[reached] -= amount
                     pushed += amount
-                on_path[x] = False
             if pushed == 0:
                 break  # no path left on arcs of reduced cost 0: the next Dijkstra
             if work > max_work:
