@@ -140,6 +140,18 @@ def _residual_graph(network: Network, capacity: np.ndarray) -> tuple[np.ndarray,
     return arc_of, forward, indices, indptr, r_room
 
 
+CLOSED = np.iinfo(np.int64).max  # ``_residual_cost`` of an entry without room
+
+
+@njit(cache=True, nogil=True)
+def _residual_cost(k, arc_of, forward, r_room, flow, cost):
+    """The cost of residual entry k (its arc's, negated backward), or CLOSED when it has no room."""
+    arc = arc_of[k]
+    if forward[k]:
+        return cost[arc] if flow[arc] < r_room[k] else CLOSED
+    return -cost[arc] if flow[arc] > 0 else CLOSED
+
+
 @njit(cache=True, nogil=True)
 def _shortest_path_repair(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbalance, reach, max_work, partial):
     """Successive shortest paths on reduced costs, in place on ``flow`` and ``pi``: from each
@@ -182,15 +194,9 @@ def _shortest_path_repair(cost, arc_of, forward, indices, indptr, r_room, flow, 
                     break
                 base = dist[u] + pi[u]
                 for k in range(indptr[u], indptr[u + 1]):
-                    arc = arc_of[k]
-                    if forward[k]:
-                        if flow[arc] >= r_room[k]:
-                            continue
-                        step = cost[arc]
-                    else:
-                        if flow[arc] <= 0:
-                            continue
-                        step = -cost[arc]
+                    step = _residual_cost(k, arc_of, forward, r_room, flow, cost)
+                    if step == CLOSED:
+                        continue
                     v = indices[k]
                     candidate = base + step - pi[v]
                     if stamp[v] != search:
@@ -333,15 +339,9 @@ def _primal_dual(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbal
                 break
             base = dist[u] + pi[u]
             for k in range(indptr[u], indptr[u + 1]):
-                arc = arc_of[k]
-                if forward[k]:
-                    if flow[arc] >= r_room[k]:
-                        continue
-                    step = cost[arc]
-                else:
-                    if flow[arc] <= 0:
-                        continue
-                    step = -cost[arc]
+                step = _residual_cost(k, arc_of, forward, r_room, flow, cost)
+                if step == CLOSED:
+                    continue
                 v = indices[k]
                 candidate = base + step - pi[v]
                 if candidate < dist[v]:
@@ -366,9 +366,9 @@ def _primal_dual(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbal
             stamp += 1
             # Every other pass scans each node's arcs from the last (fairness, as in Pothen and
             # Fan's matching searches: a pass then explores other branches first).
-            step = 1 if stamp % 2 == 0 else -1
+            direction = 1 if stamp % 2 == 0 else -1
             for v in range(n):
-                current[v] = indptr[v] if step == 1 else indptr[v + 1] - 1
+                current[v] = indptr[v] if direction == 1 else indptr[v + 1] - 1
             pushed = 0
             for x in range(n):
                 if imbalance[x] >= 0:
@@ -389,24 +389,20 @@ def _primal_dual(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbal
                             v = indices[k]
                             # A deficit may take several paths in a pass, any other node one.
                             if seen[v] != stamp or imbalance[v] > 0:
-                                arc = arc_of[k]
-                                if forward[k]:
-                                    usable = flow[arc] < r_room[k] and cost[arc] + pi[u] - pi[v] == 0
-                                else:
-                                    usable = flow[arc] > 0 and -cost[arc] + pi[u] - pi[v] == 0
-                                if usable:
+                                step = _residual_cost(k, arc_of, forward, r_room, flow, cost)
+                                if step != CLOSED and step + pi[u] - pi[v] == 0:
                                     seen[v] = stamp
                                     path_entry[depth] = k
                                     depth += 1
                                     path_node[depth] = v
                                     advanced = True
                                     break
-                            current[u] += step
+                            current[u] += direction
                             work += 1
                         if not advanced:
                             depth -= 1
                             if depth >= 0:
-                                current[path_node[depth]] += step
+                                current[path_node[depth]] += direction
                     if reached < 0:
                         break  # this excess reaches no deficit in this pass
                     amount = min(-imbalance[x], imbalance[reached])
