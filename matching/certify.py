@@ -12,8 +12,8 @@ them (100k x 50k, seed 1: 195 k violated arcs and a second fresh solve, against 
 Rounds. Until a round adds few violated arcs (``REPAIR_LIMIT``), the potentials come from an
 auction on the kept arcs (``auction.py``, eps-optimal; its least potentials once the arcs that
 break eps-optimality are costed up) instead of an exact flow: they only choose which arcs to
-add. Then the first exact flow is the auction's assignment repaired into the optimum
-(``auction.exact_round``; OR-Tools when that gives up), and later rounds repair that optimum
+add. Then the first exact flow is the auction finished exact (``auction.exact_round``:
+phases below 1/n point, then ``repair.widen_flow``; OR-Tools when that gives up), and later rounds repair that optimum
 from its potentials (``repair.repair_flow``, filled up to the largest flow) when they add few
 violated arcs, or solve afresh with OR-Tools. Only an exact round can end the loop. The first
 auction round, and each one that another auction round follows, also sends the kept arcs far
@@ -228,8 +228,8 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
         elif repaired is None:
             network = prebuilt if prebuilt is not None else build_network(enc, cands, active, capacity, floors)
             prebuilt = None
-            # After auction-priced rounds the auction's assignment is repaired into the exact
-            # optimum, once; OR-Tools when that gives up or there is no auction.
+            # After auction-priced rounds the auction is finished exact, once; OR-Tools when
+            # that gives up or there is no auction.
             result = exact_round(auction, enc, network, cands, active) if auction is not None else None
             auction = None
             if result is None:

@@ -2,8 +2,8 @@
 
 The certificate's later rounds add a handful of violated arcs (at 20k x 10k: ~70; at 50k x
 25k: 19, then 1) to a network whose flow is optimal, and a fresh OR-Tools solve costs as much
-as the first one. Instead, with the potentials ``pi`` that proved the old flow optimal (or an
-auction's eps-optimal assignment and prices, ``auction.exact_round``):
+as the first one. Instead, with the potentials ``pi`` that proved the old flow optimal (or
+other potentials nearly right for a flow, as the quota's shifted costs give):
 
 1. the tail of each violated pair arc (reduced cost ``cost + pi(tail) - pi(head)`` below 0) has
    its ``pi`` raised by its largest violation, so that a mentee with several violated arcs is
@@ -87,8 +87,8 @@ def repair_flow(
     # arcs over 4030 mentees, 4.2 s -> 0.98 s). Other violated arcs (a mentor's arc to the
     # sink, a source arc whose cost moved with the network's cost range) are only saturated:
     # lifting a mentor would break every arc into it, while saturating its arc is a unit per
-    # slot (an auction's assignment, exact_round, 20k x 10k: 5461 -> 5201 units, 23.6 -> 17.4
-    # scans of the residual graph).
+    # slot (an auction's assignment, as the exact round repaired it until the seventh session
+    # of 2026-12-07, 20k x 10k: 5461 -> 5201 units, 23.6 -> 17.4 scans of the residual graph).
     violated = (reduced < 0) & (flow < capacity)
     violated[network.n_pairs :] = False
     if violated.any():
