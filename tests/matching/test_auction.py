@@ -178,8 +178,8 @@ def test_exact_round_gives_up_on_values_too_wide_to_scale():
         n_mentees=n, n_mentors=1, mentee=mentee, mentor=mentor, points=points, active_mentee=np.ones(n, bool),
         mentor_capacity=np.array([1]), coverage_first=True,
     )
-    result = exact_round(state, SimpleNamespace(n_mentors=1), network, Candidates(mentee, mentor, points, np.full(n, -1)), np.ones(n, bool))
-    assert result.maximum_flow == 1
+    cands = Candidates(mentee, mentor, points, np.full(n, -1))
+    assert exact_round(state, SimpleNamespace(n_mentors=1), network, cands, np.ones(n, bool)).maximum_flow == 1
 
 
 def _problem(n_mentees, n_mentors, seed, objective, **rules) -> Problem:
