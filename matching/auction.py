@@ -259,7 +259,7 @@ def exact_round(state: AuctionState, enc, network: Network, cands, active: np.nd
     narrow_capacity[to_sink] = np.minimum(network.capacity[to_sink], usable[mentors])
     narrow = replace(network, capacity=narrow_capacity)
     potential = sink_potentials(narrow, flow, *residual_arcs(narrow, flow), guess=pi // scale)
-    log.debug("exact round: %d slots free at a price", int(network.capacity[to_sink].sum() - narrow_capacity[to_sink].sum()))
+    log.debug("exact round: %d slots free at a price", n_slots - int(kept.sum()))
     return widen_flow(network, flow, potential)
 
 
