@@ -262,6 +262,10 @@ def widen_flow(network: Network, flow: np.ndarray, potential: np.ndarray) -> Flo
     reduced = network.cost + pi[network.tail] - pi[network.head]
     saturate = (reduced < 0) & (flow < capacity)
     flow[saturate] = capacity[saturate]
+    if ((reduced > 0) & (flow > 0)).any():
+        # The searches assume no residual arc of negative reduced cost (a numba kernel reads
+        # no bounds: a node settled twice would write past its arrays).
+        raise ValueError("widen_flow: the potential does not prove the flow optimal")
     del reduced, saturate
     imbalance = np.bincount(network.tail, flow, n).astype(np.int64) - np.bincount(network.head, flow, n).astype(np.int64)
     imbalance -= balance

@@ -4,6 +4,7 @@ the rounds it prices end at the same optimum as rounds priced by exact flows."""
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from matching import Problem, Program, Rules, check, solve
 from matching.auction import EPS, AuctionState, exact_round, run_auction
 from matching.candidates import Candidates
-from matching.flow import INT_LIMIT, build_network_arrays, solve_network
+from matching.flow import INT_LIMIT, build_network_arrays, residual_arcs, solve_network
 from matching.synthetic import synthetic_organisation
 
 from .factory import ROUND, recorded
@@ -100,27 +101,35 @@ def test_auction_finds_the_optimum_of_a_small_assignment():
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(**ARC_SETS, coverage_first=st.booleans(), prioritised=st.booleans(), warm=st.booleans())
+@given(**ARC_SETS, coverage_first=st.booleans(), prioritised=st.booleans(), warm=st.booleans(), pinned=st.booleans())
 def test_exact_round_is_the_optimum_of_a_fresh_solve(
-    n_mentees, n_mentors, degree, max_capacity, coverage_first, prioritised, warm, seed
+    n_mentees, n_mentors, degree, max_capacity, coverage_first, prioritised, warm, pinned, seed
 ):
-    """The auction's assignment repaired and filled (``exact_round``) is an optimum: OR-Tools'
-    maximum flow (``solve_max_flow_with_min_cost``) at its cost, from a cold or warm auction."""
+    """The auction finished exact and widened (``exact_round``) is an optimum: OR-Tools'
+    maximum flow (``solve_max_flow_with_min_cost``) at its cost, from a cold or warm auction,
+    with pinned (inactive) mentees too, and its potentials prove it. With priorities it leaves
+    the round to OR-Tools (None) and does not touch the auction's state."""
     rng = np.random.default_rng(seed)
     mentee, mentor, points = _random_arcs(rng, n_mentees, n_mentors, degree)
     capacity = rng.integers(0, max_capacity + 1, n_mentors)
     priority = rng.integers(0, 3, n_mentees) if prioritised else None
+    active = rng.random(n_mentees) < 0.8 if pinned else np.ones(n_mentees, bool)
     network = build_network_arrays(
         n_mentees=n_mentees, n_mentors=n_mentors, mentee=mentee, mentor=mentor, points=points,
-        active_mentee=np.ones(n_mentees, bool), mentor_capacity=capacity, coverage_first=coverage_first,
-        priority=priority,
+        active_mentee=active, mentor_capacity=capacity, coverage_first=coverage_first, priority=priority,
     )
-    state = AuctionState.empty(n_mentees, capacity, np.bincount(mentor, minlength=n_mentors))
+    state = AuctionState.empty(n_mentees, capacity, np.bincount(mentor[active[mentee]], minlength=n_mentors))
     if warm:  # priced before on half of the arcs, as the certificate's rounds do
         half = np.sort(rng.permutation(mentee.size)[: mentee.size // 2])
+        half = half[active[mentee[half]]]
         run_auction(state, mentee[half], mentor[half], points[half], n_mentees)
     cands = Candidates(mentee, mentor, points, np.full(n_mentees, -1))
-    result = exact_round(state, SimpleNamespace(n_mentors=n_mentors), network, cands, np.ones(n_mentees, bool))
+    prices = state.slot_price.copy()
+    result = exact_round(state, SimpleNamespace(n_mentors=n_mentors), network, cands, active)
+    if prioritised and coverage_first and priority[active].any():
+        assert result is None
+        assert np.array_equal(state.slot_price, prices)
+        return
     fresh = solve_network(network)
     flow = result.flow
     assert ((flow >= 0) & (flow <= network.capacity)).all()
@@ -128,6 +137,9 @@ def test_exact_round_is_the_optimum_of_a_fresh_solve(
     assert (net[2:] == 0).all()
     assert result.maximum_flow == fresh.maximum_flow == net[0]
     assert int((flow * network.cost).sum()) == int((fresh.flow * network.cost).sum())
+    cut = replace(network, capacity=np.minimum(network.capacity, network.flow_bound))
+    tail, head, cost = residual_arcs(cut, flow)
+    assert (cost + result.potential[tail] - result.potential[head] >= 0).all()
 
 
 @pytest.mark.parametrize("huge", [2**31, 2**32, 2**32 + 1, 2**62])
@@ -224,10 +236,12 @@ def test_a_repair_that_gives_up_falls_back_to_or_tools(monkeypatch, objective, l
     prob = _problem(600, 280, 3, objective)
     expected = solve(prob, top_k=None)
     solved_afresh = recorded(monkeypatch, certify, "solve_network")
+    exact_rounds = recorded(monkeypatch, certify, "exact_round")
     for name, value in limits.items():
         module, constant = name.split(".")
         monkeypatch.setattr(importlib.import_module(f"matching.{module}"), constant, value)
     fallback = solve(prob, top_k=3)
+    assert exact_rounds == [None], "the exact round did not give up"
     assert solved_afresh, "OR-Tools never ran"
     assert fallback.solver.status == "optimal"
     assert fallback.solver.objective == expected.solver.objective
