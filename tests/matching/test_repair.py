@@ -111,7 +111,8 @@ def test_filled_repair_is_the_largest_flow_of_least_cost(instance):
 
 def test_widening_gives_up_past_its_work_limit(monkeypatch):
     """Searches past ``WIDEN_WORK_PER_ENTRY`` scans make ``widen_flow`` return None (the
-    caller solves afresh) instead of a wrong flow."""
+    caller solves afresh) instead of a wrong flow; a potential that does not prove the flow
+    is an error."""
     # Mentor 0 (capacity 1 of 2 in the narrow network) holds mentee 0; mentee 1 waits for it.
     mentee, mentor, points = np.array([0, 1]), np.array([0, 0]), np.array([900, 800])
     network = _network(2, 1, mentee, mentor, points, np.array([2]), True, None)
@@ -121,6 +122,10 @@ def test_widening_gives_up_past_its_work_limit(monkeypatch):
     assert repair.widen_flow(network, start.flow, potential).maximum_flow == 2
     monkeypatch.setattr(repair, "WIDEN_WORK_PER_ENTRY", 0)
     assert repair.widen_flow(network, start.flow, potential) is None
+    # A potential that does not prove the flow (the matched pair costs 100 above it) is a
+    # caller's bug: an error, not searches that assume it.
+    with pytest.raises(ValueError, match="does not prove"):
+        repair.widen_flow(network, start.flow, np.zeros(network.n_nodes, np.int64))
 
 
 @pytest.mark.parametrize("limit", ["REACH", "WORK_PER_ENTRY"])
