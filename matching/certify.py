@@ -13,9 +13,10 @@ Rounds. Until a round adds few violated arcs (``REPAIR_LIMIT``), the potentials 
 auction on the kept arcs (``auction.py``, eps-optimal; its least potentials once the arcs that
 break eps-optimality are costed up) instead of an exact flow: they only choose which arcs to
 add. Then the first exact flow is the auction finished exact (``auction.exact_round``:
-phases below 1/n point, then ``repair.widen_flow``; OR-Tools when that gives up), and later rounds repair that optimum
-from its potentials (``repair.repair_flow``, filled up to the largest flow) when they add few
-violated arcs, or solve afresh with OR-Tools. Only an exact round can end the loop. The first
+phases below 1/n point, then ``repair.widen_flow``; OR-Tools when that gives up), and later
+rounds repair that optimum from its potentials (``repair.repair_flow``, filled up to the
+largest flow) when they add few violated arcs, or solve afresh with OR-Tools. Only an exact
+round can end the loop. The first
 auction round, and each one that another auction round follows, also sends the kept arcs far
 from tight (``RESERVE_MARGIN``) and without flow to a *reserve*: out of the flow network,
 checked arc by arc every round (a gather), back in when they come within ``NEAR_MARGIN`` of

@@ -69,17 +69,8 @@ def repair_flow(
     The result carries the potentials that prove it optimal (``FlowResult.potential``)."""
     reach = REACH if reach is None else reach
     n = network.n_nodes
-    # No arc carries more than the supply, so capacities are cut to flow_bound (a mentor's
-    # capacity may be any int64): flows then fit int32, which keeps the residual arrays lean
-    # (100k: 11 M entries).
-    capacity = np.minimum(network.capacity, network.flow_bound).astype(np.int32)
-    flow = flow.astype(np.int32)
-    pi = potential.astype(np.int64)
-
-    def net_outflow() -> np.ndarray:
-        return np.bincount(network.tail, flow, n).astype(np.int64) - np.bincount(network.head, flow, n).astype(np.int64)
-
-    balance = net_outflow()  # per node, of the old flow (the source sends its value, maybe less than flow_bound)
+    capacity, flow, pi = _lean(network, flow, potential)
+    balance = _net_outflow(network, flow)  # per node, of the old flow (the source sends its value, maybe less than flow_bound)
     reduced = network.cost + pi[network.tail] - pi[network.head]
     # Lift each violated pair arc's tail by its largest violation first: a mentee with several
     # violated arcs then gives one unit of imbalance (its own unit, re-routed from scratch)
@@ -101,7 +92,7 @@ def repair_flow(
     flow[(reduced > 0) & (flow > 0)] = 0
     del reduced, saturate, violated
     # imbalance > 0: the node sends more than it should (deficit); < 0: it keeps an excess
-    imbalance = net_outflow() - balance
+    imbalance = _net_outflow(network, flow) - balance
     missing = network.flow_bound - int(balance[SOURCE]) if fill else 0
     if not imbalance.any() and missing <= 0:
         return FlowResult.of(network, flow.astype(np.int64), pi)
@@ -122,6 +113,20 @@ def repair_flow(
             log.debug("repair: gave up filling the flow (past the work limit)")
             return None
     return FlowResult.of(network, flow.astype(np.int64), pi)
+
+
+def _lean(network: Network, flow: np.ndarray, potential: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(capacity, flow, pi) as the searches take them, copies. No arc carries more than the
+    supply, so capacities are cut to flow_bound (a mentor's capacity may be any int64): flows
+    then fit int32, which keeps the residual arrays lean (100k: 11 M entries)."""
+    capacity = np.minimum(network.capacity, network.flow_bound).astype(np.int32)
+    return capacity, flow.astype(np.int32), potential.astype(np.int64)
+
+
+def _net_outflow(network: Network, flow: np.ndarray) -> np.ndarray:
+    """Per node: what it sends along the flow less what it receives."""
+    n = network.n_nodes
+    return np.bincount(network.tail, flow, n).astype(np.int64) - np.bincount(network.head, flow, n).astype(np.int64)
 
 
 def _residual_graph(network: Network, capacity: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -254,11 +259,8 @@ def widen_flow(network: Network, flow: np.ndarray, potential: np.ndarray) -> Flo
     it left free at a price are taken out (100k x 50k: 461 of them). One search per unit, as
     ``repair_flow`` does, costs ~1 M scanned entries each there, because most of the graph lies
     at distance 0 from the source; the primal-dual searches settle them together."""
-    n = network.n_nodes
-    capacity = np.minimum(network.capacity, network.flow_bound).astype(np.int32)
-    flow = flow.astype(np.int32)
-    pi = potential.astype(np.int64)
-    balance = np.bincount(network.tail, flow, n).astype(np.int64) - np.bincount(network.head, flow, n).astype(np.int64)
+    capacity, flow, pi = _lean(network, flow, potential)
+    balance = _net_outflow(network, flow)
     reduced = network.cost + pi[network.tail] - pi[network.head]
     saturate = (reduced < 0) & (flow < capacity)
     flow[saturate] = capacity[saturate]
@@ -267,8 +269,7 @@ def widen_flow(network: Network, flow: np.ndarray, potential: np.ndarray) -> Flo
         # no bounds: a node settled twice would write past its arrays).
         raise ValueError("widen_flow: the potential does not prove the flow optimal")
     del reduced, saturate
-    imbalance = np.bincount(network.tail, flow, n).astype(np.int64) - np.bincount(network.head, flow, n).astype(np.int64)
-    imbalance -= balance
+    imbalance = _net_outflow(network, flow) - balance
     bypass = bool(((network.tail == SOURCE) & (network.head == SINK)).any())
     if not bypass:
         imbalance[SOURCE] += imbalance[SINK]
