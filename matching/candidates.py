@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+from numba import njit
 
-from .encode import Encoded, unique_keys
+from .encode import Encoded
 from .rules import BlockEvaluator, level_bounds
 from .topk import block_top
 
@@ -70,11 +71,19 @@ def mentor_columns(enc: Encoded, include_zero_capacity: bool = False) -> tuple[n
 
 
 def level_blocks(
-    enc: Encoded, rows: np.ndarray | None = None, include_zero_capacity: bool = False, block_pairs: int = BLOCK_PAIRS
+    enc: Encoded,
+    rows: np.ndarray | None = None,
+    include_zero_capacity: bool = False,
+    block_pairs: int = BLOCK_PAIRS,
+    mentors: np.ndarray | None = None,
 ):
     """Yield (mentee rows, mentor cols) blocks covering every level-compatible pair, each of at
-    most ``block_pairs`` pairs (or one row)."""
+    most ``block_pairs`` pairs (or one row); ``mentors`` (a boolean per mentor): only those
+    columns, blocks sized to them."""
     cols_sorted, col_levels = mentor_columns(enc, include_zero_capacity)
+    if mentors is not None:
+        keep = mentors[cols_sorted]
+        cols_sorted, col_levels = cols_sorted[keep], col_levels[keep]
     if rows is None:
         rows = np.arange(enc.n_mentees)
     rows = rows[np.argsort(enc.mentees.level[rows], kind="stable")]
@@ -192,10 +201,42 @@ def build_candidates_fast(enc: Encoded, scorer, top_k: int = DEFAULT_TOP_K, ment
     m_idx, slot = np.nonzero(best_raw > ELIGIBLE)
     parts_e.append(best_row[m_idx, slot])
     parts_m.append(m_idx)
-    mentee = np.concatenate(parts_e).astype(np.int64)
-    mentor = np.concatenate(parts_m).astype(np.int64)
-    keys = unique_keys(mentee * enc.n_mentors + mentor)
-    mentee, mentor = keys // enc.n_mentors, keys % enc.n_mentors
+    mentee, mentor = unique_pairs(np.concatenate(parts_e), np.concatenate(parts_m), enc.n_mentees)
     points = scorer.exact_points(mentee, mentor)
     keep = points >= 0
     return Candidates(mentee[keep], mentor[keep], points[keep], threshold)
+
+
+def unique_pairs(mentee: np.ndarray, mentor: np.ndarray, n_mentees: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (mentee, mentor) pairs, sorted by mentee then mentor (int64 arrays): what
+    ``encode.unique_keys`` gives of their keys, but a counting sort by mentee and a small sort
+    per mentee (100k x 50k: the 8 M pairs of the candidate build in ~0.1 s, against 0.74 s)."""
+    mentee = mentee.astype(np.int64, copy=False)
+    mentor = mentor.astype(np.int64, copy=False)
+    ptr = np.zeros(n_mentees + 1, np.int64)
+    np.cumsum(np.bincount(mentee, minlength=n_mentees), out=ptr[1:])
+    out_mentee = np.empty(mentee.size, np.int64)
+    out_mentor = np.empty(mentee.size, np.int64)
+    n = _unique_pairs(mentee, mentor, ptr, out_mentee, out_mentor)
+    return out_mentee[:n], out_mentor[:n]
+
+
+@njit(cache=True, nogil=True)
+def _unique_pairs(mentee, mentor, ptr, out_mentee, out_mentor):
+    """``unique_pairs``' kernel: mentors bucketed by mentee (``ptr``: the buckets' bounds), each
+    bucket sorted and written without repeats; returns how many pairs were written."""
+    fill = ptr[:-1].copy()
+    bucket = np.empty(mentee.size, np.int64)
+    for k in range(mentee.size):
+        bucket[fill[mentee[k]]] = mentor[k]
+        fill[mentee[k]] += 1
+    n = 0
+    for i in range(ptr.size - 1):
+        row = bucket[ptr[i] : ptr[i + 1]]
+        row.sort()
+        for k in range(row.size):
+            if k == 0 or row[k] != row[k - 1]:
+                out_mentee[n] = i
+                out_mentor[n] = row[k]
+                n += 1
+    return n
