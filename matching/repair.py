@@ -99,7 +99,7 @@ def repair_flow(
     units = int(-imbalance[imbalance < 0].sum())
     graph = _residual_graph(network, capacity)
     work_limit = WORK_PER_ENTRY * graph[1].size
-    work = _shortest_path_repair(network.cost, *graph, flow, pi, imbalance, reach, work_limit, False) if units else 0
+    work = _shortest_path_repair(*graph, flow, pi, imbalance, reach, work_limit, False) if units else 0
     if work < 0:
         log.debug("repair: gave up on %d units (a deficit beyond %d cost units or past the work limit)", units, reach)
         return None
@@ -109,7 +109,7 @@ def repair_flow(
         # no path means the flow is the largest.
         imbalance[:] = 0
         imbalance[SOURCE], imbalance[SINK] = -missing, missing
-        if _shortest_path_repair(network.cost, *graph, flow, pi, imbalance, FILL_REACH, work_limit, True) < 0:
+        if _shortest_path_repair(*graph, flow, pi, imbalance, FILL_REACH, work_limit, True) < 0:
             log.debug("repair: gave up filling the flow (past the work limit)")
             return None
     return FlowResult.of(network, flow.astype(np.int64), pi)
@@ -130,7 +130,9 @@ def _net_outflow(network: Network, flow: np.ndarray) -> np.ndarray:
 
 
 def _residual_graph(network: Network, capacity: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Residual arcs in CSR order by tail: (arc_of, forward, indices, indptr, r_room)."""
+    """Residual arcs in CSR order by tail: (r_cost, arc_of, forward, indices, indptr, r_room).
+    Each entry carries its own cost (the arc's, negated backward): a mentor's entries run
+    along the arcs of many mentees, so reading the cost by arc missed the cache at each one."""
     n, m = network.n_nodes, network.tail.size
     # Residual arcs in CSR order by tail (a stable counting sort on the node numbers): entry k
     # runs along arc arc_of[k], forward if forward[k] (tail -> head) else backward. Kept lean
@@ -138,27 +140,31 @@ def _residual_graph(network: Network, capacity: np.ndarray) -> tuple[np.ndarray,
     order, indptr = stable_order(np.concatenate([network.tail, network.head]), n)
     indices = np.concatenate([network.head.astype(np.int32), network.tail.astype(np.int32)])[order]
     r_room = np.concatenate([capacity, np.zeros(m, np.int32)])[order]  # open while flow < room (forward) / > 0 (backward)
+    r_cost = np.concatenate([network.cost, -network.cost])[order]
     forward = order < m
     order[~forward] -= m
     arc_of = order.astype(np.int32)
     del order
-    return arc_of, forward, indices, indptr, r_room
+    return r_cost, arc_of, forward, indices, indptr, r_room
 
 
 CLOSED = np.iinfo(np.int64).max  # ``_residual_cost`` of an entry without room
 
 
 @njit(cache=True, nogil=True)
-def _residual_cost(k, arc_of, forward, r_room, flow, cost):
-    """The cost of residual entry k (its arc's, negated backward), or CLOSED when it has no room."""
-    arc = arc_of[k]
-    if forward[k]:
-        return cost[arc] if flow[arc] < r_room[k] else CLOSED
-    return -cost[arc] if flow[arc] > 0 else CLOSED
+def _has_room(k, arc_of, forward, r_room, flow):
+    """Whether residual entry k can carry more (forward: below capacity; backward: some flow)."""
+    return flow[arc_of[k]] < r_room[k] if forward[k] else flow[arc_of[k]] > 0
 
 
 @njit(cache=True, nogil=True)
-def _shortest_path_repair(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbalance, reach, max_work, partial):
+def _residual_cost(k, arc_of, forward, r_room, flow, r_cost):
+    """The cost of residual entry k (its arc's, negated backward), or CLOSED when it has no room."""
+    return r_cost[k] if _has_room(k, arc_of, forward, r_room, flow) else CLOSED
+
+
+@njit(cache=True, nogil=True)
+def _shortest_path_repair(r_cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbalance, reach, max_work, partial):
     """Successive shortest paths on reduced costs, in place on ``flow`` and ``pi``: from each
     excess node in turn, a Dijkstra to the nearest deficit, then ``pi(v) += dist(v) - D`` on the
     nodes it settled (``D`` = the deficit's distance: reduced costs stay >= 0 and the path's
@@ -199,7 +205,7 @@ def _shortest_path_repair(cost, arc_of, forward, indices, indptr, r_room, flow, 
                     break
                 base = dist[u] + pi[u]
                 for k in range(indptr[u], indptr[u + 1]):
-                    step = _residual_cost(k, arc_of, forward, r_room, flow, cost)
+                    step = _residual_cost(k, arc_of, forward, r_room, flow, r_cost)
                     if step == CLOSED:
                         continue
                     v = indices[k]
@@ -276,12 +282,12 @@ def widen_flow(network: Network, flow: np.ndarray, potential: np.ndarray) -> Flo
         imbalance[SINK] = 0
     graph = _residual_graph(network, capacity)
     work_limit = WIDEN_WORK_PER_ENTRY * graph[1].size
-    work = _primal_dual(network.cost, *graph, flow, pi, imbalance, work_limit, not bypass)
+    work = _primal_dual(*graph, flow, pi, imbalance, work_limit, not bypass)
     if work >= 0 and imbalance[SOURCE] < 0:
         # Units no augmenting path can take: the sink keeps them (the flow's value does not grow).
         imbalance[SINK] += imbalance[SOURCE]
         imbalance[SOURCE] = 0
-        more = _primal_dual(network.cost, *graph, flow, pi, imbalance, work_limit, False)
+        more = _primal_dual(*graph, flow, pi, imbalance, work_limit, False)
         work = -1 if more < 0 else work + more
     if work < 0:
         log.debug("widen: gave up (past the work limit)")
@@ -292,7 +298,7 @@ def widen_flow(network: Network, flow: np.ndarray, potential: np.ndarray) -> Flo
     if missing > 0:
         imbalance[:] = 0
         imbalance[SOURCE], imbalance[SINK] = -missing, missing
-        filled = _primal_dual(network.cost, *graph, flow, pi, imbalance, work_limit, True)
+        filled = _primal_dual(*graph, flow, pi, imbalance, work_limit, True)
         if filled < 0:
             log.debug("widen: gave up filling the flow (past the work limit)")
             return None
@@ -302,7 +308,7 @@ def widen_flow(network: Network, flow: np.ndarray, potential: np.ndarray) -> Flo
 
 
 @njit(cache=True, nogil=True)
-def _primal_dual(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbalance, max_work, partial):
+def _primal_dual(r_cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbalance, max_work, partial):
     """Primal-dual min-cost flow, in place on ``flow`` and ``pi`` (reduced costs >= 0 on
     every residual arc, kept so): a Dijkstra from every excess node at once up to the nearest
     deficit at distance ``D``, ``pi(v) += dist(v) - D`` on the nodes it settled, then passes of
@@ -344,7 +350,7 @@ def _primal_dual(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbal
                 break
             base = dist[u] + pi[u]
             for k in range(indptr[u], indptr[u + 1]):
-                step = _residual_cost(k, arc_of, forward, r_room, flow, cost)
+                step = _residual_cost(k, arc_of, forward, r_room, flow, r_cost)
                 if step == CLOSED:
                     continue
                 v = indices[k]
@@ -394,8 +400,8 @@ def _primal_dual(cost, arc_of, forward, indices, indptr, r_room, flow, pi, imbal
                             v = indices[k]
                             # A deficit may take several paths in a pass, any other node one.
                             if seen[v] != stamp or imbalance[v] > 0:
-                                step = _residual_cost(k, arc_of, forward, r_room, flow, cost)
-                                if step != CLOSED and step + pi[u] - pi[v] == 0:
+                                # The cost first (read in entry order), the room (by arc) only then.
+                                if r_cost[k] + pi[u] - pi[v] == 0 and _has_room(k, arc_of, forward, r_room, flow):
                                     seen[v] = stamp
                                     path_entry[depth] = k
                                     depth += 1

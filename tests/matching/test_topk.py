@@ -10,16 +10,16 @@ from hypothesis import strategies as st
 from matching import parallel, topk
 
 FLOOR = np.float32(-1.0)
+COLUMNS = 256  # blocks span up to 3x as many columns (a thread's part of them varies)
 
 
 def _blocks(rng, n_cols_total, n_blocks):
-    """Blocks of distinct raw values (so every top-k is one set), about a third ineligible, over
-    columns wider than the column side's tiles (a ragged last tile too)."""
+    """Blocks of distinct raw values (so every top-k is one set), about a third ineligible."""
     out, first_row, used = [], 0, 0
     values = rng.permutation(1 << 20).astype(np.float32)  # distinct across blocks too (exact below 2**24)
     for _ in range(n_blocks):
         n_r = int(rng.integers(1, 40))
-        cols = np.sort(rng.choice(n_cols_total, int(rng.integers(topk.COLUMN_TILE + 1, 3 * topk.COLUMN_TILE)), replace=False))
+        cols = np.sort(rng.choice(n_cols_total, int(rng.integers(COLUMNS + 1, 3 * COLUMNS)), replace=False))
         raw = values[used : used + n_r * cols.size].reshape(n_r, cols.size).copy()
         used += raw.size
         raw[rng.random(raw.shape) < 0.35] = -1e6
@@ -32,7 +32,7 @@ def _blocks(rng, n_cols_total, n_blocks):
 @given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.integers(1, 8))
 def test_block_top_keeps_each_row_s_and_each_column_s_best_entries(seed, top_k, mentor_k):
     rng = np.random.default_rng(seed)
-    n_cols_total = 3 * topk.COLUMN_TILE
+    n_cols_total = 3 * COLUMNS
     col_values = np.full((n_cols_total, mentor_k), -np.inf, np.float32)
     col_rows = np.full((n_cols_total, mentor_k), -1, np.int64)
     col_size = np.zeros(n_cols_total, np.int64)
@@ -81,13 +81,17 @@ def _column_alone(values, rows, col, heap_values, heap_rows, size):
 
 
 @settings(max_examples=20, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.integers(1, 8), st.sampled_from([2, 5, None]), st.integers(1, 3))
-def test_the_column_side_equals_each_column_taken_alone(seed, mentor_k, distinct, n_threads):
-    """Split over threads and in tiles of columns, the column side leaves every column's heap
-    as passing that column alone over the rows in order does -- with many tied values too
-    (``distinct`` values, or all distinct), where the order the rows arrive in decides."""
+@given(
+    st.integers(0, 2**32 - 1), st.integers(1, 8), st.sampled_from([2, 5, None]), st.integers(1, 3),
+    st.sampled_from([1, 700, topk.HIT_NOTES]),
+)
+def test_the_column_side_equals_each_column_taken_alone(seed, mentor_k, distinct, n_threads, notes):
+    """Split over threads, its entries noted and applied in batches (``notes``: 1 applies them
+    after every row), the column side leaves every column's heap as passing that column alone
+    over the rows in order does -- with many tied values too (``distinct`` values, or all
+    distinct), where the order the rows arrive in decides."""
     rng = np.random.default_rng(seed)
-    n_cols_total = 3 * topk.COLUMN_TILE
+    n_cols_total = 3 * COLUMNS
     blocks = _blocks(rng, n_cols_total, int(rng.integers(1, 4)))
     if distinct is not None:
         for _, _, raw in blocks:
@@ -105,6 +109,7 @@ def test_the_column_side_equals_each_column_taken_alone(seed, mentor_k, distinct
     with pytest.MonkeyPatch.context() as patched:
         patched.setattr(parallel, "MIN_PART", 1)  # split even these small blocks
         patched.setattr(parallel, "THREADS", n_threads)
+        patched.setattr(topk, "HIT_NOTES", notes)
         for rows, cols, raw in blocks:
             out = np.empty(rows.size * 2, np.int64)
             topk.block_top(raw, rows, cols, FLOOR, 2, out, out.copy(), np.empty(rows.size, np.float32), *together)

@@ -15,10 +15,12 @@ INLINED = {
     "matching.auction._release",
     "matching.topk.heap_push",
     "matching.topk.sift_down",
+    "matching.topk._apply_notes",
     "matching.flow.indexed_heap_pop",
     "matching.flow.indexed_heap_push",
     "matching.flow.indexed_heap_up",
     "matching.repair._residual_cost",
+    "matching.repair._has_room",
 }
 
 PROBE = """
