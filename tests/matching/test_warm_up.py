@@ -21,6 +21,7 @@ INLINED = {
     "matching.flow.indexed_heap_up",
     "matching.repair._residual_cost",
     "matching.repair._has_room",
+    "matching.repair._mark_alive",
 }
 
 PROBE = """
