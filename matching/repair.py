@@ -36,7 +36,7 @@ import logging
 import numpy as np
 from numba import njit
 
-from .flow import SINK, SOURCE, FlowResult, Network, indexed_heap_pop, indexed_heap_push, indexed_heap_up, stable_order
+from .flow import SINK, SOURCE, FlowResult, Network, indexed_heap_pop, indexed_heap_push, indexed_heap_up
 
 log = logging.getLogger(__name__)
 
@@ -131,21 +131,41 @@ def _net_outflow(network: Network, flow: np.ndarray) -> np.ndarray:
 
 def _residual_graph(network: Network, capacity: np.ndarray) -> tuple[np.ndarray, ...]:
     """Residual arcs in CSR order by tail: (r_cost, arc_of, forward, indices, indptr, r_room).
-    Each entry carries its own cost (the arc's, negated backward): a mentor's entries run
-    along the arcs of many mentees, so reading the cost by arc missed the cache at each one."""
+    Entry k runs along arc arc_of[k], forward if forward[k] (tail -> head) else backward; a
+    node's forward entries come first, then its backward ones, each in arc order. Kept lean
+    (int32, no per-entry tail array): at 100k x 50k there are ~11 M entries. Each entry
+    carries its own cost (the arc's, negated backward): a mentor's entries run along the arcs
+    of many mentees, so reading the cost by arc missed the cache at each one. One compiled
+    counting sort (NumPy's gathers of a stable order took ~0.4 s a graph at 100k x 50k)."""
     n, m = network.n_nodes, network.tail.size
-    # Residual arcs in CSR order by tail (a stable counting sort on the node numbers): entry k
-    # runs along arc arc_of[k], forward if forward[k] (tail -> head) else backward. Kept lean
-    # (int32, no per-entry tail array): at 100k x 50k there are ~11 M entries.
-    order, indptr = stable_order(np.concatenate([network.tail, network.head]), n)
-    indices = np.concatenate([network.head.astype(np.int32), network.tail.astype(np.int32)])[order]
-    r_room = np.concatenate([capacity, np.zeros(m, np.int32)])[order]  # open while flow < room (forward) / > 0 (backward)
-    r_cost = np.concatenate([network.cost, -network.cost])[order]
-    forward = order < m
-    order[~forward] -= m
-    arc_of = order.astype(np.int32)
-    del order
+    indptr = np.zeros(n + 1, np.int64)
+    r_cost = np.empty(2 * m, np.int64)
+    arc_of = np.empty(2 * m, np.int32)
+    forward = np.empty(2 * m, np.bool_)
+    indices = np.empty(2 * m, np.int32)
+    r_room = np.empty(2 * m, np.int32)  # open while flow < room (forward) / > 0 (backward)
+    _fill_residual(network.tail, network.head, network.cost, capacity, indptr, r_cost, arc_of, forward, indices, r_room)
     return r_cost, arc_of, forward, indices, indptr, r_room
+
+
+@njit(cache=True, nogil=True)
+def _fill_residual(tail, head, cost, capacity, indptr, r_cost, arc_of, forward, indices, r_room):
+    """``_residual_graph``'s kernel: entries bucketed by the node they leave."""
+    n = indptr.size - 1
+    for a in range(tail.size):
+        indptr[tail[a] + 1] += 1
+        indptr[head[a] + 1] += 1
+    for v in range(n):
+        indptr[v + 1] += indptr[v]
+    fill = indptr[:-1].copy()
+    for a in range(tail.size):
+        k = fill[tail[a]]
+        fill[tail[a]] = k + 1
+        r_cost[k], arc_of[k], forward[k], indices[k], r_room[k] = cost[a], a, True, head[a], capacity[a]
+    for a in range(tail.size):
+        k = fill[head[a]]
+        fill[head[a]] = k + 1
+        r_cost[k], arc_of[k], forward[k], indices[k], r_room[k] = -cost[a], a, False, tail[a], 0
 
 
 CLOSED = np.iinfo(np.int64).max  # ``_residual_cost`` of an entry without room
