@@ -43,12 +43,13 @@ def _window_text(person: Person) -> str:
 
 
 def ranked_goals(person: Person) -> list[str]:
-    """The person's goal skills, most important first, then by name (each once)."""
-    best: dict[str, int] = {}
-    for goal in person.goals:
-        current = best.get(goal.skill, 9)
-        best[goal.skill] = goal.priority if goal.priority < current else current
-    return [name for _, name in sorted((priority, name) for name, priority in best.items())]
+    """The person's goal skills, most important first, then by name (each once, at its most
+    important priority: the first time it comes in that order)."""
+    out: list[str] = []
+    for _, name in sorted({(goal.priority if goal.priority < 9 else 9, goal.skill) for goal in person.goals}):
+        if name not in out:  # a handful of goals: a list beats a set
+            out.append(name)
+    return out
 
 
 def skill_names(person: Person) -> frozenset[str]:
