@@ -416,3 +416,47 @@ def test_the_engine_asks_for_every_arc_only_for_the_quota(monkeypatch, quota):
     prob = _problem(200, 90, 1, min_cross_functional_share=quota)
     assert check(prob, solve(prob, top_k=2)) == []
     assert asked == [quota is not None]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 30), st.integers(1, 20), st.integers(0, 300))
+def test_the_arc_list_helpers_equal_their_numpy_forms(seed, n_mentees, n_mentors, n_pairs):
+    """``unique_pairs`` (a counting sort) is ``np.unique`` of the pair keys; ``_merge_flagged``
+    (a merge) is a sort of both lists with the new arcs flagged; ``_reduced_costs`` is the
+    reduced cost and the cut crossing of each listed arc."""
+    from types import SimpleNamespace
+
+    from matching.candidates import Candidates, unique_pairs
+    from matching.certify import _merge_flagged, _reduced_costs
+
+    rng = np.random.default_rng(seed)
+    mentee = rng.integers(0, n_mentees, n_pairs)
+    mentor = rng.integers(0, n_mentors, n_pairs)
+    keys = np.unique(mentee * n_mentors + mentor)
+    got_e, got_m = unique_pairs(mentee, mentor, n_mentees)
+    assert np.array_equal(got_e, keys // n_mentors) and np.array_equal(got_m, keys % n_mentors)
+
+    old = rng.random(keys.size) < 0.6
+    every = Candidates(keys[old] // n_mentors, keys[old] % n_mentors, rng.integers(-5, 1000, int(old.sum())), np.zeros(n_mentees, np.int64))
+    flags = rng.random(int(old.sum())) < 0.5
+    new_points = rng.integers(-5, 1000, int((~old).sum()))
+    merged, merged_flags = _merge_flagged(
+        SimpleNamespace(n_mentors=n_mentors), every, flags, keys[~old] // n_mentors, keys[~old] % n_mentors, new_points
+    )
+    assert np.array_equal(merged.mentee * n_mentors + merged.mentor, keys)
+    points = np.empty(keys.size, np.int64)
+    points[old], points[~old] = every.points, new_points
+    assert np.array_equal(merged.points, points)
+    expected_flags = np.ones(keys.size, bool)
+    expected_flags[old] = flags
+    assert np.array_equal(merged_flags, expected_flags)
+
+    e_nodes, m_nodes = 2 + np.arange(n_mentees), 2 + n_mentees + np.arange(n_mentors)
+    cert = SimpleNamespace(
+        potential=rng.integers(-3000, 3000, 2 + n_mentees + n_mentors), reachable=rng.random(2 + n_mentees + n_mentors) < 0.5
+    )
+    arcs = np.flatnonzero(rng.random(merged.mentee.size) < 0.7)
+    reduced, crossing = _reduced_costs(merged, arcs, e_nodes, m_nodes, cert)
+    tail, head = e_nodes[merged.mentee[arcs]], m_nodes[merged.mentor[arcs]]
+    assert np.array_equal(reduced, 1000 - merged.points[arcs] + cert.potential[tail] - cert.potential[head])
+    assert np.array_equal(crossing, cert.reachable[tail] & ~cert.reachable[head])
