@@ -44,8 +44,9 @@ REACH = 4000  # cost units (points) a repair path may cost; farther deficits mea
 # Entries scanned by all searches of a pass together (the repair, then the fill), per entry of
 # the residual graph, before the repair gives up (a fresh solve is then the cheaper way).
 WORK_PER_ENTRY = 40
-# ``widen_flow``'s limit, likewise: its searches took 22-31 scans at 100k x 50k (seeds 1 and 0),
-# where OR-Tools' fresh solve, the fallback, costs about as much as 75 (~0.13 s a scan).
+# ``widen_flow``'s limit, likewise: its searches took 16-20 scans at 100k x 50k (seeds 0 and 1,
+# the backward searches of ``_mark_alive`` counted), where OR-Tools' fresh solve, the fallback,
+# costs about as much as 75.
 WIDEN_WORK_PER_ENTRY = 60
 FILL_REACH = np.iinfo(np.int64).max // 4  # a filling path is taken however costly (the max flow comes first)
 
