@@ -262,3 +262,55 @@ def test_sink_potentials_from_a_guess_are_the_same(monkeypatch, network, shift, 
         patched.setattr(flow_module, "_relax_from", None)  # a feasible guess needs no fallback
         for guess in (expected, expected + shift):
             assert np.array_equal(sink_potentials(network, fresh.flow, tail, head, cost, guess=guess), expected)
+
+
+def _random_arcs(seed, n_nodes, n_arcs):
+    """Arcs with self-loops and parallel arcs, costs of either sign, flows from empty to full."""
+    rng = np.random.default_rng(seed)
+    tail = rng.integers(0, n_nodes, n_arcs)
+    head = rng.integers(0, n_nodes, n_arcs)
+    cost = rng.integers(-5, 6, n_arcs)
+    capacity = rng.integers(0, 3, n_arcs).astype(np.int32)
+    flow = np.minimum(rng.integers(0, 3, n_arcs), capacity).astype(np.int32)
+    return rng, tail, head, cost, capacity, flow
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 12), st.integers(0, 40))
+def test_the_residual_graph_is_the_stable_order_of_tails_then_heads(seed, n_nodes, n_arcs):
+    _, tail, head, cost, capacity, _ = _random_arcs(seed, n_nodes, n_arcs)
+    network = dataclasses.make_dataclass("Arcs", ["n_nodes", "tail", "head", "cost"])(n_nodes, tail, head, cost)
+    r_cost, arc_of, forward, indices, indptr, r_room = repair._residual_graph(network, capacity)
+    order = np.argsort(np.concatenate([tail, head]), kind="stable")
+    assert np.array_equal(forward, order < n_arcs)
+    assert np.array_equal(arc_of, np.where(order < n_arcs, order, order - n_arcs))
+    assert np.array_equal(indices, np.concatenate([head, tail])[order])
+    assert np.array_equal(r_cost, np.concatenate([cost, -cost])[order])
+    assert np.array_equal(r_room, np.concatenate([capacity, np.zeros(n_arcs, np.int32)])[order])
+    assert np.array_equal(indptr, np.searchsorted(np.sort(np.concatenate([tail, head])), np.arange(n_nodes + 1)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 12), st.integers(0, 40))
+def test_alive_nodes_are_those_with_a_tight_residual_path_to_a_deficit(seed, n_nodes, n_arcs):
+    """``_mark_alive`` against a plain reachability: residual arcs (forward below capacity,
+    backward with flow) of reduced cost 0, searched backwards from the deficits."""
+    rng, tail, head, cost, capacity, flow = _random_arcs(seed, n_nodes, n_arcs)
+    pi = rng.integers(-2, 3, n_nodes)
+    imbalance = rng.integers(-1, 2, n_nodes)
+    network = dataclasses.make_dataclass("Arcs", ["n_nodes", "tail", "head", "cost"])(n_nodes, tail, head, cost)
+    r_cost, arc_of, forward, indices, indptr, _ = repair._residual_graph(network, capacity)
+    alive = np.full(n_nodes, -1, np.int64)
+    repair._mark_alive(r_cost, arc_of, forward, indices, indptr, capacity, flow, pi, imbalance, alive, 0, np.zeros(n_nodes, np.int64))
+    # Tight residual arcs u -> v, then every node with a path to a deficit.
+    tight = [(u, v) for u, v, c, room in zip(tail, head, cost, flow < capacity) if room and c + pi[u] - pi[v] == 0]
+    tight += [(v, u) for u, v, c, used in zip(tail, head, cost, flow > 0) if used and -c + pi[v] - pi[u] == 0]
+    expected = set(np.flatnonzero(imbalance > 0).tolist())
+    grown = True
+    while grown:
+        grown = False
+        for u, v in tight:
+            if v in expected and u not in expected:
+                expected.add(u)
+                grown = True
+    assert set(np.flatnonzero(alive == 0).tolist()) == expected
