@@ -210,7 +210,7 @@ def build_candidates_fast(enc: Encoded, scorer, top_k: int = DEFAULT_TOP_K, ment
 def unique_pairs(mentee: np.ndarray, mentor: np.ndarray, n_mentees: int) -> tuple[np.ndarray, np.ndarray]:
     """The distinct (mentee, mentor) pairs, sorted by mentee then mentor (int64 arrays): what
     ``encode.unique_keys`` gives of their keys, but a counting sort by mentee and a small sort
-    per mentee (100k x 50k: the 8 M pairs of the candidate build in ~0.1 s, against 0.74 s)."""
+    per mentee (100k x 50k: the 8 M pairs of the candidate build in 0.3-0.7 s, against 0.74-0.83 s)."""
     mentee = mentee.astype(np.int64, copy=False)
     mentor = mentor.astype(np.int64, copy=False)
     ptr = np.zeros(n_mentees + 1, np.int64)

@@ -401,7 +401,7 @@ def certified_flow(enc, scorer: FastScorer, cands: Candidates, active, capacity,
             # round and the quota's scaled flows took up to 1.5x longer.
             in_net = _drop_far_arcs(enc, every, in_net, network, result, cert, e_nodes, m_nodes, round_no, RESERVE_MARGIN)
         in_net[back] = True
-        every, in_net = _merge_flagged(enc, every, in_net, e_new[keep], m_new[keep], points[keep])
+        every, in_net = _merge_flagged(every, in_net, e_new[keep], m_new[keep], points[keep])
         cands = Candidates(every.mentee[in_net], every.mentor[in_net], every.points[in_net], every.threshold)
         repaired = None
         if approximate:
@@ -468,7 +468,7 @@ def _arc_reduced_costs(arcs, mentee, mentor, points, e_nodes, m_nodes, potential
         crossing[k] = reachable[tail] and not reachable[head]
 
 
-def _merge_flagged(enc, every: Candidates, flags: np.ndarray, mentee, mentor, points) -> tuple[Candidates, np.ndarray]:
+def _merge_flagged(every: Candidates, flags: np.ndarray, mentee, mentor, points) -> tuple[Candidates, np.ndarray]:
     """``every`` plus new arcs (sorted, none in it yet, flagged True), in order with the flags:
     a merge of two sorted lists, compiled (100k x 50k: 8 M arcs, a sort took 0.7 s, NumPy's
     masked interleave 0.7 s over the rounds)."""

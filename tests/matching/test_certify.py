@@ -440,9 +440,7 @@ def test_the_arc_list_helpers_equal_their_numpy_forms(seed, n_mentees, n_mentors
     every = Candidates(keys[old] // n_mentors, keys[old] % n_mentors, rng.integers(-5, 1000, int(old.sum())), np.zeros(n_mentees, np.int64))
     flags = rng.random(int(old.sum())) < 0.5
     new_points = rng.integers(-5, 1000, int((~old).sum()))
-    merged, merged_flags = _merge_flagged(
-        SimpleNamespace(n_mentors=n_mentors), every, flags, keys[~old] // n_mentors, keys[~old] % n_mentors, new_points
-    )
+    merged, merged_flags = _merge_flagged(every, flags, keys[~old] // n_mentors, keys[~old] % n_mentors, new_points)
     assert np.array_equal(merged.mentee * n_mentors + merged.mentor, keys)
     points = np.empty(keys.size, np.int64)
     points[old], points[~old] = every.points, new_points
