@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit
 
 from .encode import Encoded
+from .flow import stable_order
 from .rules import BlockEvaluator, level_bounds
 from .topk import block_top
 
@@ -209,27 +210,20 @@ def build_candidates_fast(enc: Encoded, scorer, top_k: int = DEFAULT_TOP_K, ment
 
 def unique_pairs(mentee: np.ndarray, mentor: np.ndarray, n_mentees: int) -> tuple[np.ndarray, np.ndarray]:
     """The distinct (mentee, mentor) pairs, sorted by mentee then mentor (int64 arrays): what
-    ``encode.unique_keys`` gives of their keys, but a counting sort by mentee and a small sort
-    per mentee (100k x 50k: the 8 M pairs of the candidate build in 0.3-0.7 s, against 0.74-0.83 s)."""
-    mentee = mentee.astype(np.int64, copy=False)
-    mentor = mentor.astype(np.int64, copy=False)
-    ptr = np.zeros(n_mentees + 1, np.int64)
-    np.cumsum(np.bincount(mentee, minlength=n_mentees), out=ptr[1:])
+    ``encode.unique_keys`` gives of their keys, but a counting sort by mentee
+    (``flow.stable_order``) and a small sort per mentee (100k x 50k: the 8 M pairs of the
+    candidate build in 0.3-0.7 s, against 0.74-0.83 s)."""
+    order, ptr = stable_order(mentee, n_mentees)
     out_mentee = np.empty(mentee.size, np.int64)
     out_mentor = np.empty(mentee.size, np.int64)
-    n = _unique_pairs(mentee, mentor, ptr, out_mentee, out_mentor)
+    n = _unique_in_buckets(mentor[order].astype(np.int64), ptr, out_mentee, out_mentor)
     return out_mentee[:n], out_mentor[:n]
 
 
 @njit(cache=True, nogil=True)
-def _unique_pairs(mentee, mentor, ptr, out_mentee, out_mentor):
-    """``unique_pairs``' kernel: mentors bucketed by mentee (``ptr``: the buckets' bounds), each
-    bucket sorted and written without repeats; returns how many pairs were written."""
-    fill = ptr[:-1].copy()
-    bucket = np.empty(mentee.size, np.int64)
-    for k in range(mentee.size):
-        bucket[fill[mentee[k]]] = mentor[k]
-        fill[mentee[k]] += 1
+def _unique_in_buckets(bucket, ptr, out_mentee, out_mentor):
+    """``unique_pairs``' kernel: each mentee's mentors (``bucket[ptr[i]:ptr[i + 1]]``) sorted in
+    place and written without repeats; returns how many pairs were written."""
     n = 0
     for i in range(ptr.size - 1):
         row = bucket[ptr[i] : ptr[i + 1]]

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,9 +41,11 @@ from scipy.sparse.csgraph import breadth_first_order
 from numba import njit
 from ortools.graph.python import min_cost_flow
 
-from .candidates import Candidates
 from .encode import Encoded
 from .scoring import SCORE_SCALE
+
+if TYPE_CHECKING:  # candidates.py imports this module (its counting sort)
+    from .candidates import Candidates
 
 log = logging.getLogger(__name__)
 

@@ -272,14 +272,15 @@ def _random_arcs(seed, n_nodes, n_arcs):
     cost = rng.integers(-5, 6, n_arcs)
     capacity = rng.integers(0, 3, n_arcs).astype(np.int32)
     flow = np.minimum(rng.integers(0, 3, n_arcs), capacity).astype(np.int32)
-    return rng, tail, head, cost, capacity, flow
+    network = dataclasses.make_dataclass("Arcs", ["n_nodes", "tail", "head", "cost"])(n_nodes, tail, head, cost)
+    return rng, network, capacity, flow
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(1, 12), st.integers(0, 40))
 def test_the_residual_graph_is_the_stable_order_of_tails_then_heads(seed, n_nodes, n_arcs):
-    _, tail, head, cost, capacity, _ = _random_arcs(seed, n_nodes, n_arcs)
-    network = dataclasses.make_dataclass("Arcs", ["n_nodes", "tail", "head", "cost"])(n_nodes, tail, head, cost)
+    _, network, capacity, _ = _random_arcs(seed, n_nodes, n_arcs)
+    tail, head, cost = network.tail, network.head, network.cost
     r_cost, arc_of, forward, indices, indptr, r_room = repair._residual_graph(network, capacity)
     order = np.argsort(np.concatenate([tail, head]), kind="stable")
     assert np.array_equal(forward, order < n_arcs)
@@ -295,10 +296,10 @@ def test_the_residual_graph_is_the_stable_order_of_tails_then_heads(seed, n_node
 def test_alive_nodes_are_those_with_a_tight_residual_path_to_a_deficit(seed, n_nodes, n_arcs):
     """``_mark_alive`` against a plain reachability: residual arcs (forward below capacity,
     backward with flow) of reduced cost 0, searched backwards from the deficits."""
-    rng, tail, head, cost, capacity, flow = _random_arcs(seed, n_nodes, n_arcs)
+    rng, network, capacity, flow = _random_arcs(seed, n_nodes, n_arcs)
+    tail, head, cost = network.tail, network.head, network.cost
     pi = rng.integers(-2, 3, n_nodes)
     imbalance = rng.integers(-1, 2, n_nodes)
-    network = dataclasses.make_dataclass("Arcs", ["n_nodes", "tail", "head", "cost"])(n_nodes, tail, head, cost)
     r_cost, arc_of, forward, indices, indptr, _ = repair._residual_graph(network, capacity)
     alive = np.full(n_nodes, -1, np.int64)
     repair._mark_alive(r_cost, arc_of, forward, indices, indptr, capacity, flow, pi, imbalance, alive, 0, np.zeros(n_nodes, np.int64))
